@@ -69,6 +69,8 @@ static vg_status nats_err(natsStatus s, const char *what)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
+    if (natsConnection_IsClosed(nc) || natsConnection_IsDraining(nc))
+        return; /* our own shutdown */
     VG_WARN("nats.disconnected", NULL, "lost the NATS connection; reconnecting");
 }
 
@@ -320,4 +322,35 @@ void vg_header_follow(Vigil__V1__Header *dst, const Vigil__V1__Header *src)
 {
     vg_header_fill(dst, src->camera_id, src->capture_ts_us,
                    src->trace_id ? src->trace_id : "");
+}
+
+static const Vigil__V1__Header *header_of(const ProtobufCMessage *m)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "header");
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return NULL;
+    return *(const Vigil__V1__Header *const *)((const char *)m + f->offset);
+}
+
+ProtobufCMessage *vg_bus_decode(struct vg_bus *bus, const ProtobufCMessageDescriptor *d,
+                                const char *subject, const void *data, size_t len,
+                                struct vg_counter *malformed)
+{
+    ProtobufCMessage *m = NULL;
+    vg_status st = vg_pb_unpack(d, data, len, bus->max_payload, &m);
+    if (st == VG_OK) {
+        const Vigil__V1__Header *h = header_of(m);
+        if (!h || !h->camera_id || !h->camera_id[0])
+            st = vg_errf(VG_ERR_INVALID, "%s without a header camera_id", d->short_name);
+    }
+    if (st != VG_OK) {
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
+        vg_counter_inc(malformed);
+        VG_WARN("message.malformed", NULL, "dropped message on %s: %s", subject,
+                vg_err_detail());
+        return NULL;
+    }
+    return m;
 }

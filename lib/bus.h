@@ -68,4 +68,13 @@ const char *vg_producer(void);
 /* 32 lowercase hex chars + NUL. */
 void vg_new_id(char out[33]);
 
+
+
+struct vg_counter;
+/* Decode a received vigil message: enforces the payload limit and that the
+ * message has a header with a camera id. On failure logs "message.malformed",
+ * bumps `malformed` and returns NULL. Free with protobuf_c_message_free_unpacked. */
+ProtobufCMessage *vg_bus_decode(struct vg_bus *bus, const ProtobufCMessageDescriptor *d,
+                                const char *subject, const void *data, size_t len,
+                                struct vg_counter *malformed);
 #endif

@@ -1,0 +1,23 @@
+/* vigilctl: the operator CLI. One file per command. */
+#ifndef VIGILCTL_H
+#define VIGILCTL_H
+
+#include "bus.h"
+#include "config.h"
+
+/* Shared by the commands: the loaded configuration and a bus connection. */
+struct ctl {
+    struct vg_config cfg;
+    struct vg_bus *bus;
+};
+
+vg_status ctl_connect(struct ctl *c);
+/* Expand "alerts" to "<prefix>.alerts.>", keep anything with a dot. */
+void ctl_expand_subject(const struct ctl *c, const char *arg, char *out, size_t cap);
+int ctl_interrupted(void);
+
+int ctl_cmd_tail(struct ctl *c, int argc, char **argv);
+int ctl_cmd_pub(struct ctl *c, int argc, char **argv);
+int ctl_cmd_face(struct ctl *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,102 @@
+/* vigilctl COMMAND ...: tail subjects as JSON, publish test messages,
+ * check the configuration. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) { interrupted = 1; }
+int ctl_interrupted(void) { return interrupted != 0; }
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigilctl [--config FILE] COMMAND [ARGS]\n"
+            "commands:\n"
+            "  tail SUBJECT [--count N] [--timeout S]\n"
+            "        print messages on SUBJECT (\"alerts\" = <prefix>.alerts.>) as JSON lines\n"
+            "  pub SUBJECT [DATA|-]\n"
+            "        publish raw bytes (from DATA or stdin) on SUBJECT\n"
+            "  face CAMERA JPEG\n"
+            "        publish JPEG as a FaceCrop of CAMERA (tests face matching)\n"
+            "  check-config\n"
+            "        validate the configuration and print where it came from\n"
+            "environment: VIGIL_CONFIG VIGIL_NATS_URL VIGIL_PREFIX\n");
+}
+
+vg_status ctl_connect(struct ctl *c)
+{
+    return vg_bus_connect(&c->bus, &c->cfg, "vigilctl", 5000);
+}
+
+void ctl_expand_subject(const struct ctl *c, const char *arg, char *out, size_t cap)
+{
+    if (strchr(arg, '.'))
+        snprintf(out, cap, "%s", arg);
+    else
+        vg_subject(out, cap, c->cfg.prefix, arg, ">");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = getenv("VIGIL_CONFIG");
+    int ch, rc = 2;
+    /* "+": stop at the command so its own options are left for it. */
+    while ((ch = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+        if (ch == 'c')
+            config = optarg;
+        else {
+            usage(ch == 'h' ? stdout : stderr);
+            return ch == 'h' ? 0 : 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct ctl *c = calloc(1, sizeof(*c));
+    if (!c)
+        return 1;
+    vg_log_setup("vigilctl", VG_LOG_WARN);
+    vg_set_producer("vigilctl");
+    if (vg_cfg_load(&c->cfg, config) != VG_OK) {
+        fprintf(stderr, "vigilctl: configuration error: %s\n", vg_err_detail());
+        goto out;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    const char *cmd = argv[optind];
+    int cargc = argc - optind;
+    char **cargv = argv + optind;
+    optind = 1; /* commands parse their own options from cargv */
+    if (!strcmp(cmd, "tail"))
+        rc = ctl_cmd_tail(c, cargc, cargv);
+    else if (!strcmp(cmd, "pub"))
+        rc = ctl_cmd_pub(c, cargc, cargv);
+    else if (!strcmp(cmd, "face"))
+        rc = ctl_cmd_face(c, cargc, cargv);
+    else if (!strcmp(cmd, "check-config")) {
+        printf("%s: ok (%d cameras, %d sinks)\n", config ? config : "defaults",
+               c->cfg.n_cameras, c->cfg.notifier.n_sinks);
+        rc = 0;
+    } else {
+        fprintf(stderr, "vigilctl: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+    }
+out:
+    vg_bus_destroy(c->bus);
+    free(c);
+    return rc;
+}
