@@ -19,5 +19,6 @@ int ctl_interrupted(void);
 int ctl_cmd_tail(struct ctl *c, int argc, char **argv);
 int ctl_cmd_pub(struct ctl *c, int argc, char **argv);
 int ctl_cmd_face(struct ctl *c, int argc, char **argv);
+int ctl_cmd_summary(struct ctl *c, int argc, char **argv);
 
 #endif

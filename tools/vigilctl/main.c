@@ -19,12 +19,17 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vigilctl [--config FILE] COMMAND [ARGS]\n"
             "commands:\n"
-            "  tail SUBJECT [--count N] [--timeout S]\n"
-            "        print messages on SUBJECT (\"alerts\" = <prefix>.alerts.>) as JSON lines\n"
+            "  tail SUBJECT [--count N] [--timeout S] [--brief]\n"
+            "        print messages on SUBJECT (\"alerts\" = <prefix>.alerts.>) as JSON lines,\n"
+            "        or with --brief one readable line per alert or delivery\n"
             "  pub SUBJECT [DATA|-]\n"
             "        publish raw bytes (from DATA or stdin) on SUBJECT\n"
             "  face CAMERA JPEG\n"
             "        publish JPEG as a FaceCrop of CAMERA (tests face matching)\n"
+            "  summary HOST:PORT...\n"
+            "        scrape the services' /metrics and print counts and stage latencies\n"
+            "  cameras\n"
+            "        print the configured camera ids, one per line\n"
             "  check-config\n"
             "        validate the configuration and print where it came from\n"
             "environment: VIGIL_CONFIG VIGIL_NATS_URL VIGIL_PREFIX\n");
@@ -87,7 +92,13 @@ int main(int argc, char **argv)
         rc = ctl_cmd_pub(c, cargc, cargv);
     else if (!strcmp(cmd, "face"))
         rc = ctl_cmd_face(c, cargc, cargv);
-    else if (!strcmp(cmd, "check-config")) {
+    else if (!strcmp(cmd, "summary"))
+        rc = ctl_cmd_summary(c, cargc, cargv);
+    else if (!strcmp(cmd, "cameras")) {
+        for (int i = 0; i < c->cfg.n_cameras; i++)
+            printf("%s\n", c->cfg.cameras[i].id);
+        rc = 0;
+    } else if (!strcmp(cmd, "check-config")) {
         printf("%s: ok (%d cameras, %d sinks)\n", config ? config : "defaults",
                c->cfg.n_cameras, c->cfg.notifier.n_sinks);
         rc = 0;

@@ -1,0 +1,237 @@
+"""Test harness: real servers and vigil services on loopback ports chosen here.
+
+Every process is started by the test and stopped by PID; nothing is assumed to
+be running beforehand. Used by the test_*.py drivers in this directory.
+"""
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+DEMO_VIDEO = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+    print(f"ok - {msg}", flush=True)
+
+
+class Proc:
+    def __init__(self, name, argv, env, log_dir):
+        self.name = name
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        self.log = open(self.log_path, "ab")
+        self.p = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+                raise AssertionError(f"{self.name} ignored {sig!r} for {timeout}s")
+        self.log.close()
+        return self.p.returncode
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Tail:
+    """`vigilctl tail SUBJECT` writing JSON lines to a file."""
+
+    def __init__(self, vigilctl, subject, path, env):
+        self.out = open(path, "wb")
+        self.p = subprocess.Popen([vigilctl, "tail", subject], env=env, stdout=self.out,
+                                  stderr=subprocess.PIPE)
+        line = self.p.stderr.readline()
+        if not line.startswith(b"vigilctl: tailing"):
+            raise AssertionError(f"vigilctl tail {subject}: {line!r}")
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        self.p.send_signal(sig)
+        self.p.wait(timeout)
+        self.out.close()
+        return self.p.returncode
+
+
+class Webhook:
+    """Collects POSTed alerts; answers 500 to the first `fail_first` requests."""
+
+    def __init__(self, secret, fail_first=0):
+        self.secret = secret.encode()
+        self.bodies = []
+        self.bad_signatures = 0
+        self.fail_left = fail_first
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sig = self.headers.get("X-Vigil-Signature", "")
+                want = "sha256=" + hmac.new(hook.secret, body, hashlib.sha256).hexdigest()
+                with hook.lock:
+                    if hook.fail_left > 0:
+                        hook.fail_left -= 1
+                        code = 500
+                    else:
+                        code = 200
+                        if not hmac.compare_digest(sig, want):
+                            hook.bad_signatures += 1
+                        hook.bodies.append(json.loads(body))
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def ids(self):
+        with self.lock:
+            return [b["alert_id"] for b in self.bodies]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Stack:
+    """nats-server -js, redis-server and vigil services for one test."""
+
+    def __init__(self, bin_dir):
+        self.bin = bin_dir
+        self.dir = tempfile.mkdtemp(prefix="vigil-it-")
+        self.logs = os.path.join(self.dir, "logs")
+        os.makedirs(self.logs)
+        self.procs = {}
+        self.http = {}
+        self.nats_port = free_port()
+        self.redis_port = free_port()
+        self.env = dict(os.environ)
+        self.env["VIGIL_NATS_URL"] = f"nats://127.0.0.1:{self.nats_port}"
+        self.env["VIGIL_REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}"
+        self.env["VIGIL_CONFIG"] = os.path.join(self.dir, "vigil.yaml")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write_config(self, text):
+        with open(self.env["VIGIL_CONFIG"], "w") as f:
+            f.write(text)
+
+    def start(self, name, argv, env=None):
+        self.procs[name] = Proc(name, argv, env or self.env, self.logs)
+        return self.procs[name]
+
+    def start_nats(self):
+        self.start("nats", ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.nats_port),
+                            "-sd", self.path("jetstream")])
+        wait_for(lambda: port_open(self.nats_port), 10, "nats-server")
+
+    def start_redis(self):
+        self.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind",
+                             "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", self.dir])
+        wait_for(lambda: port_open(self.redis_port), 10, "redis-server")
+
+    def start_service(self, svc, *args, name=None, wait_ready=True):
+        name = name or svc
+        port = self.http.get(name) or free_port()
+        self.http[name] = port
+        env = dict(self.env, VIGIL_HTTP_ADDR=f"127.0.0.1:{port}")
+        p = self.start(name, [os.path.join(self.bin, f"vigil-{svc}"), *args], env)
+        if wait_ready:
+            wait_for(lambda: self.ready(name) or not p.alive(), 20, f"{name} /readyz")
+            if not p.alive():
+                raise AssertionError(f"{name} exited early:\n{p.text()}")
+        return p
+
+    def ready(self, name):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http[name]}/readyz",
+                                        timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def metrics(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http[name]}/metrics",
+                                    timeout=3) as r:
+            out = {}
+            for line in r.read().decode().splitlines():
+                if line and not line.startswith("#"):
+                    key, _, value = line.rpartition(" ")
+                    out[key] = float(value)
+            return out
+
+    def metric(self, name, key):
+        return self.metrics(name).get(key, 0.0)
+
+    def vigilctl(self, *args, **kw):
+        return subprocess.run([os.path.join(self.bin, "vigilctl"), *args], env=self.env,
+                              capture_output=True, timeout=kw.get("timeout", 30))
+
+    def tail(self, name, subject):
+        """Record every message on subject as JSON lines in <dir>/<name>.jsonl."""
+        path = self.path(f"{name}.jsonl")
+        self.procs[name] = Tail(os.path.join(self.bin, "vigilctl"), subject, path, self.env)
+        return path
+
+    def stop_all(self):
+        for name in reversed(list(self.procs)):
+            try:
+                self.procs[name].stop()
+            except Exception:  # noqa: BLE001 - best effort during teardown
+                pass
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
