@@ -1,5 +1,6 @@
 #include "bus.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,28 +255,48 @@ vg_status vg_bus_subscribe(struct vg_bus *bus, const char *subject, const char *
     return VG_OK;
 }
 
-vg_status vg_bus_ensure_alert_stream(struct vg_bus *bus, const char *stream, int max_age_h)
+void vg_stream_name(char *out, size_t cap, const char *prefix, const char *kind)
+{
+    snprintf(out, cap, "%s_%s", prefix, kind);
+    for (char *p = out; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+vg_status vg_bus_ensure_stream(struct vg_bus *bus, const char *kind, int64_t max_age_s,
+                               int dup_window_s, char *name_out, size_t cap)
 {
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     char subject[96];
     const char *subjects[1] = {subject};
+
+    vg_stream_name(name_out, cap, bus->prefix, kind);
+    vg_subject(subject, sizeof(subject), bus->prefix, kind, ">");
     jsStreamConfig_Init(&sc);
-    sc.Name = stream;
+    sc.Name = name_out;
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
-    sc.MaxAge = (int64_t)max_age_h * 3600 * 1000000000LL;
-    sc.Duplicates = 10LL * 60 * 1000000000LL; /* Nats-Msg-Id dedupe window */
-    vg_subject(subject, sizeof(subject), bus->prefix, "alerts", ">");
+    sc.MaxAge = max_age_s * 1000000000LL;
+    sc.Duplicates = (int64_t)dup_window_s * 1000000000LL;
     natsStatus s = js_AddStream(&si, bus->js, &sc, NULL, &jerr);
-    if (s != NATS_OK && jerr == JSStreamNameExistErr)
-        s = js_UpdateStream(&si, bus->js, &sc, NULL, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+        jsErrCode uerr = 0;
+        /* Apply changed limits; an operator-tuned stream that refuses the
+         * update still stores our subjects, so carry on. */
+        if (js_UpdateStream(&si, bus->js, &sc, NULL, &uerr) != NATS_OK)
+            VG_WARN("bus.stream_update_failed", NULL, "stream %s kept as is (error %d)",
+                    name_out, (int)uerr);
+        s = NATS_OK;
+    }
     jsStreamInfo_Destroy(si);
+    if (s != NATS_OK && jerr == JSStreamSubjectOverlapErr)
+        return vg_errf(VG_ERR_NATS, "stream %s: another stream already keeps %s", name_out,
+                       subject);
     if (s != NATS_OK)
-        return vg_errf(VG_ERR_NATS, "stream %s: %s (jetstream error %d)", stream,
-                       natsStatus_GetText(s), (int)jerr);
+        return vg_errf(VG_ERR_NATS, "stream %s: %s: %s (jetstream error %d)", name_out,
+                       natsStatus_GetText(s), nats_GetLastError(NULL), (int)jerr);
     return VG_OK;
 }
 

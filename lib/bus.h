@@ -39,8 +39,14 @@ vg_status vg_bus_publish_raw(struct vg_bus *bus, const char *subject, const void
 vg_status vg_bus_subscribe(struct vg_bus *bus, const char *subject, const char *queue,
                            vg_bus_handler handler, void *ctx);
 
-/* JetStream: create or update the alerts stream (<prefix>.alerts.>). */
-vg_status vg_bus_ensure_alert_stream(struct vg_bus *bus, const char *stream, int max_age_h);
+/* JetStream: create (or update) the file-backed stream that keeps
+ * "<prefix>.<kind>.>", named "<PREFIX>_<KIND>" (VIGIL_ALERTS, VIGIL_DLQ), so
+ * installations with different prefixes can share one NATS. dup_window_s is
+ * how long a Nats-Msg-Id is remembered. The name is written to name_out. */
+vg_status vg_bus_ensure_stream(struct vg_bus *bus, const char *kind, int64_t max_age_s,
+                               int dup_window_s, char *name_out, size_t cap);
+/* "<PREFIX>_<KIND>" in upper case. */
+void vg_stream_name(char *out, size_t cap, const char *prefix, const char *kind);
 /* Publish to JetStream and wait for the ack; msg_id deduplicates retries. */
 vg_status vg_bus_js_publish(struct vg_bus *bus, const char *subject, const ProtobufCMessage *m,
                             const char *msg_id);

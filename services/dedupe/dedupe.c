@@ -194,8 +194,10 @@ static vg_status dd_init(struct vg_svc *svc, void **state)
     d->cfg = vg_svc_config(svc);
     register_metrics(d);
     *state = d;
-    st = vg_bus_ensure_alert_stream(vg_svc_bus(svc), "VIGIL_ALERTS",
-                                    d->cfg->notifier.stream_max_age_h);
+    char stream[64];
+    st = vg_bus_ensure_stream(vg_svc_bus(svc), "alerts",
+                              (int64_t)d->cfg->notifier.stream_max_age_h * 3600, 600, stream,
+                              sizeof(stream));
     if (st != VG_OK)
         return st;
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "detections", "*");
