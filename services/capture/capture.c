@@ -1,0 +1,360 @@
+/* The capture loop: open the camera, sample frames, publish them, keep the
+ * camera's status current, reconnect live sources, end cleanly on files. */
+#include "capture.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "pipeline.h"
+#include "publish.h"
+#include "sampler.h"
+#include "source.h"
+#include "timeutil.h"
+
+#define STATUS_EVERY_US (10 * 1000000LL)
+#define DROP_LOG_EVERY 100
+
+struct cap_stats {
+    uint64_t read, sampled, published, dropped, decode_errors, reconnects;
+};
+
+struct cap_metrics {
+    struct vg_counter *read, *sampled, *published, *dropped, *decode_errors, *reconnects;
+    struct vg_counter *source_up;
+    struct vg_histogram *process;
+};
+
+struct cap {
+    struct vg_svc *svc;
+    struct vg_bus *bus;
+    const struct vg_camera_cfg *cam;
+    enum cap_source_kind kind;
+    char url[VG_URL_MAX];           /* credentials masked: for logs and CameraStatus */
+    char subj_frames[192];
+    char subj_status[192];
+    struct cap_pipeline *pipe;
+    struct cap_sampler sampler;
+    struct cap_stats stats;
+    struct cap_metrics m;
+    uint64_t src_decode_errors;     /* of the current source, already counted */
+    int64_t started_us;
+    int64_t status_at_us;           /* last periodic status, and */
+    uint64_t status_published;      /* frames published by then */
+    char error[512];                /* last source error */
+};
+
+static void metrics_init(struct cap_metrics *m)
+{
+    m->read = vg_counter_get("vigil_capture_frames_read_total", "Frames decoded from the source");
+    m->sampled = vg_counter_get("vigil_capture_frames_sampled_total",
+                                "Frames picked for analysis at the configured fps");
+    m->published = vg_counter_get("vigil_capture_frames_published_total", "Frames published");
+    m->dropped = vg_counter_get("vigil_capture_frames_dropped_total",
+                                "Sampled frames that could not be encoded or published");
+    m->decode_errors = vg_counter_get("vigil_capture_decode_errors_total",
+                                      "Packets the decoder rejected (corrupt video)");
+    m->reconnects = vg_counter_get("vigil_capture_reconnects_total",
+                                   "Reconnects to a live source");
+    m->source_up = vg_gauge_get("vigil_capture_source_up", "1 while the source is open");
+    m->process = vg_histogram_get("vigil_capture_frame_process_seconds",
+                                  "Scale, motion, JPEG and publish time per sampled frame");
+}
+
+static int stop_requested(void *ctx) { return vg_svc_stopping(ctx); }
+
+static void remember_error(struct cap *c)
+{
+    snprintf(c->error, sizeof(c->error), "%s", vg_err_detail());
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static void report(struct cap *c, Vigil__V1__CameraStatus__State state, const char *error)
+{
+    int64_t now = vg_mono_us();
+    double dt = (double)(now - c->status_at_us) / 1e6;
+    struct cap_status_report r = {
+        .state = state,
+        .source = c->url,
+        .error = error,
+        .frames_read = c->stats.read,
+        .frames_published = c->stats.published,
+        .fps = dt > 0 ? (double)(c->stats.published - c->status_published) / dt : 0.0,
+    };
+    c->status_at_us = now;
+    c->status_published = c->stats.published;
+    if (cap_publish_status(c->bus, c->subj_status, c->cam->id, &r) != VG_OK)
+        VG_WARN("status.publish_failed", c->cam->id, "%s", vg_err_detail());
+}
+
+static void set_online(struct cap *c, int online)
+{
+    vg_svc_set_ready(c->svc, online);
+    vg_gauge_set(c->m.source_up, online);
+}
+
+/* ---- one frame ------------------------------------------------------------ */
+
+static void drop(struct cap *c, vg_status st)
+{
+    c->stats.dropped++;
+    vg_counter_inc(c->m.dropped);
+    if (c->stats.dropped % DROP_LOG_EVERY == 1)
+        VG_WARN("frame.dropped", c->cam->id, "%s: %s (%" PRIu64 " dropped so far)",
+                vg_status_str(st), vg_err_detail(), c->stats.dropped);
+}
+
+static void handle_frame(struct cap *c, const AVFrame *f, int64_t pts_ms)
+{
+    struct cap_output out = {0};
+    int64_t t0 = vg_mono_us();
+    struct cap_frame_meta meta = {
+        .camera = c->cam->id, .seq = ++c->stats.sampled, .capture_ts_us = vg_now_us(),
+        .pts_ms = pts_ms,
+    };
+    vg_counter_inc(c->m.sampled);
+    vg_status st = cap_pipeline_process(c->pipe, f, &out);
+    if (st == VG_OK)
+        st = cap_publish_frame(c->bus, c->subj_frames, &meta, &out);
+    vg_histogram_observe_us(c->m.process, vg_mono_us() - t0);
+    if (st != VG_OK) {
+        drop(c, st);
+        goto out;
+    }
+    c->stats.published++;
+    vg_counter_inc(c->m.published);
+    VG_DEBUG("frame.published", c->cam->id,
+             "seq %" PRIu64 " pts %" PRId64 " ms %dx%d jpeg %zu bytes motion %.4f boxes %d",
+             meta.seq, pts_ms, out.width, out.height, out.jpeg_len, (double)out.motion.score,
+             out.motion.n_boxes);
+out:
+    free(out.jpeg);
+}
+
+/* ---- one source ---------------------------------------------------------- */
+
+static vg_status open_source(struct cap *c, struct cap_source **src)
+{
+    struct cap_source_opts opts = {
+        .camera = c->cam->id, .stop = stop_requested, .stop_ctx = c->svc,
+    };
+    report(c, VIGIL__V1__CAMERA_STATUS__STATE__CONNECTING, NULL);
+    vg_status st = cap_source_open(src, c->cam->url, &opts);
+    if (st != VG_OK) {
+        remember_error(c);
+        if (st != VG_ERR_STOPPED)
+            vg_log(cap_source_is_live(c->kind) ? VG_LOG_WARN : VG_LOG_ERROR,
+                   "source.open_failed", c->cam->id, "%s", c->error);
+        return st;
+    }
+    VG_INFO("source.opened", c->cam->id, "%s %s: %s", cap_source_kind_name(c->kind), c->url,
+            cap_source_describe(*src));
+    c->error[0] = '\0';
+    c->src_decode_errors = 0;
+    cap_sampler_reset(&c->sampler);
+    cap_pipeline_reset_motion(c->pipe);
+    set_online(c, 1);
+    report(c, VIGIL__V1__CAMERA_STATUS__STATE__ONLINE, NULL);
+    return VG_OK;
+}
+
+static void count_decode_errors(struct cap *c, const struct cap_source *src)
+{
+    uint64_t n = cap_source_decode_errors(src);
+    if (n > c->src_decode_errors) {
+        vg_counter_add(c->m.decode_errors, n - c->src_decode_errors);
+        c->stats.decode_errors += n - c->src_decode_errors;
+        c->src_decode_errors = n;
+    }
+}
+
+/* Files play at `speed`; returns non-zero when a stop interrupted the wait. */
+static int pace(struct cap *c, int64_t pts_ms)
+{
+    int64_t wait = cap_sampler_wait_us(&c->sampler, pts_ms, vg_mono_us());
+    return wait > 0 && vg_svc_sleep_ms(c->svc, (int)((wait + 999) / 1000));
+}
+
+/* Read, sample and publish until the source ends, fails, or we stop. */
+static vg_status pump(struct cap *c, struct cap_source *src)
+{
+    for (;;) {
+        const AVFrame *f = NULL;
+        int64_t pts_ms = 0;
+        if (vg_svc_stopping(c->svc))
+            return VG_ERR_STOPPED;
+        vg_status st = cap_source_read(src, &f, &pts_ms);
+        count_decode_errors(c, src);
+        if (st != VG_OK) {
+            remember_error(c);
+            return st;
+        }
+        c->stats.read++;
+        vg_counter_inc(c->m.read);
+        if (cap_sampler_take(&c->sampler, pts_ms)) {
+            if (pace(c, pts_ms))
+                return VG_ERR_STOPPED;
+            handle_frame(c, f, pts_ms);
+        }
+        if (vg_mono_us() - c->status_at_us >= STATUS_EVERY_US)
+            report(c, VIGIL__V1__CAMERA_STATUS__STATE__ONLINE, NULL);
+    }
+}
+
+/* ---- files and live sources ---------------------------------------------- */
+
+/* Back to the start of a looping file: seek, or reopen if it cannot seek. */
+static vg_status restart_file(struct cap *c, struct cap_source **src)
+{
+    if (cap_source_rewind(*src) != VG_OK) {
+        VG_WARN("source.rewind_failed", c->cam->id, "%s; reopening", vg_err_detail());
+        cap_source_destroy(*src);
+        *src = NULL;
+        return open_source(c, src);
+    }
+    cap_sampler_reset(&c->sampler);
+    cap_pipeline_reset_motion(c->pipe);   /* the last frame is no background for the first */
+    VG_INFO("source.looped", c->cam->id, "%s: back to the start", c->url);
+    return VG_OK;
+}
+
+static vg_status run_file(struct cap *c)
+{
+    struct cap_source *src = NULL;
+    vg_status st = open_source(c, &src);
+    while (st == VG_OK) {
+        uint64_t before = c->stats.read;
+        st = pump(c, src);
+        if (st != VG_ERR_EOF || !c->cam->loop)
+            break;
+        if (c->stats.read == before) {  /* looping a file without frames would spin */
+            st = vg_errf(VG_ERR_MEDIA, "%s: no video frames", c->url);
+            remember_error(c);
+            break;
+        }
+        st = restart_file(c, &src);
+    }
+    cap_source_destroy(src);
+    return st;
+}
+
+/* Returns non-zero when a stop interrupted the wait. */
+static int wait_to_reconnect(struct cap *c, int delay_s)
+{
+    c->stats.reconnects++;
+    vg_counter_inc(c->m.reconnects);
+    set_online(c, 0);
+    VG_WARN("source.reconnecting", c->cam->id, "%s; retrying in %d s", c->error, delay_s);
+    report(c, VIGIL__V1__CAMERA_STATUS__STATE__RECONNECTING, c->error);
+    return vg_svc_sleep_ms(c->svc, delay_s * 1000);
+}
+
+/* A live camera is never given up on: it comes back after a reboot or a
+ * Wi-Fi outage. Backoff doubles up to reconnect_max_s and starts again at
+ * 1 s once a connection has delivered frames. */
+static vg_status run_live(struct cap *c)
+{
+    int delay_s = 1;
+    for (;;) {
+        struct cap_source *src = NULL;
+        uint64_t before = c->stats.read;
+        vg_status st = open_source(c, &src);
+        if (st == VG_OK)
+            st = pump(c, src);
+        cap_source_destroy(src);
+        if (st == VG_ERR_STOPPED || vg_svc_stopping(c->svc))
+            return VG_ERR_STOPPED;
+        if (c->stats.read > before)
+            delay_s = 1;
+        if (wait_to_reconnect(c, delay_s))
+            return VG_ERR_STOPPED;
+        delay_s = delay_s * 2 < c->cam->reconnect_max_s ? delay_s * 2 : c->cam->reconnect_max_s;
+    }
+}
+
+/* ---- service ------------------------------------------------------------- */
+
+static void log_summary(struct cap *c, vg_status st)
+{
+    double elapsed = (double)(vg_mono_us() - c->started_us) / 1e6;
+    const char *event = st == VG_ERR_EOF ? "source.eof"
+                        : st == VG_ERR_STOPPED ? "capture.stopped" : "source.failed";
+    vg_log(st == VG_ERR_EOF || st == VG_ERR_STOPPED ? VG_LOG_INFO : VG_LOG_ERROR, event,
+           c->cam->id,
+           "frames_read=%" PRIu64 " frames_sampled=%" PRIu64 " frames_published=%" PRIu64
+           " frames_dropped=%" PRIu64 " decode_errors=%" PRIu64 " reconnects=%" PRIu64
+           " elapsed_s=%.3f fps=%.1f",
+           c->stats.read, c->stats.sampled, c->stats.published, c->stats.dropped,
+           c->stats.decode_errors, c->stats.reconnects, elapsed,
+           elapsed > 0 ? (double)c->stats.published / elapsed : 0.0);
+}
+
+static vg_status cap_run(struct vg_svc *svc, void *state)
+{
+    struct cap *c = state;
+    c->started_us = c->status_at_us = vg_mono_us();
+    set_online(c, 0);
+    vg_status st = cap_source_is_live(c->kind) ? run_live(c) : run_file(c);
+    int failed = st != VG_OK && st != VG_ERR_EOF && st != VG_ERR_STOPPED;
+    log_summary(c, st);
+    set_online(c, 0);
+    report(c, VIGIL__V1__CAMERA_STATUS__STATE__OFFLINE, failed ? c->error : NULL);
+    /* The end of a file and a stop are normal exits; a file that could not
+     * be read is not. report() may have overwritten the detail: restore it. */
+    return failed ? vg_errf(st, "%s", c->error) : VG_OK;
+}
+
+static void cap_fini(struct vg_svc *svc, void *state)
+{
+    struct cap *c = state;
+    if (!c)
+        return;
+    cap_pipeline_destroy(c->pipe);
+    free(c);
+}
+
+static vg_status cap_init(struct vg_svc *svc, void **state)
+{
+    const struct vg_config *cfg = vg_svc_config(svc);
+    struct cap *c = calloc(1, sizeof(*c));
+    vg_status st = VG_ERR_NOMEM;
+    if (!c) {
+        st = vg_errf(VG_ERR_NOMEM, "capture: out of memory");
+        goto out;
+    }
+    c->svc = svc;
+    c->bus = vg_svc_bus(svc);
+    c->cam = vg_svc_camera(svc);
+    c->kind = cap_source_kind_of(c->cam->url);
+    vg_cfg_mask_url(c->url, sizeof(c->url), c->cam->url);
+    vg_subject(c->subj_frames, sizeof(c->subj_frames), cfg->prefix, "frames", c->cam->id);
+    vg_subject(c->subj_status, sizeof(c->subj_status), cfg->prefix, "status", c->cam->id);
+    /* Live sources arrive in real time already: pacing is for files only. */
+    cap_sampler_init(&c->sampler, c->cam->fps, cap_source_is_live(c->kind) ? 0 : c->cam->speed);
+    metrics_init(&c->m);
+    cap_source_log_setup(c->cam->id);
+    st = cap_pipeline_create(&c->pipe, c->cam);
+    if (st != VG_OK)
+        goto out;
+    VG_INFO("capture.configured", c->cam->id,
+            "%s %s, %.2f fps, speed %g, loop %d, detect %d px, motion %d px, publishing on %s",
+            cap_source_kind_name(c->kind), c->url, c->cam->fps, c->cam->speed, c->cam->loop,
+            c->cam->detect_width, c->cam->motion_width, c->subj_frames);
+    *state = c;
+    c = NULL;
+out:
+    cap_fini(svc, c);
+    return st;
+}
+
+const struct vg_service capture_service = {
+    .name = "capture",
+    .flags = VG_SVC_NEEDS_CAMERA,
+    .default_http_addr = "127.0.0.1:9101",
+    .init = cap_init,
+    .run = cap_run,
+    .fini = cap_fini,
+};
