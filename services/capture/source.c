@@ -1,5 +1,6 @@
 #include "source.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -9,7 +10,8 @@
 #include <string.h>
 
 #include <libavcodec/avcodec.h>
-#include <libavdevice/avdevice.h>
+#include <libavdevice/version.h>
+#include <libavutil/macros.h>
 #include <libavformat/avformat.h>
 #include <libavutil/log.h>
 
@@ -193,13 +195,31 @@ static void arm_deadline(struct cap_source *s, int ms)
 
 /* ---- open -------------------------------------------------------------- */
 
+/* libavdevice drags in dozens of libraries (X11, SDL, speech synthesis...)
+ * that cost every capture process ~17 MiB of RSS; only v4l2 cameras need
+ * it, so it is loaded when the first one opens. */
+static void (*avdevice_register)(void);
+
+static void load_avdevice(void)
+{
+    void *h = dlopen("libavdevice.so." AV_STRINGIFY(LIBAVDEVICE_VERSION_MAJOR),
+                     RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        *(void **)&avdevice_register = dlsym(h, "avdevice_register_all");
+    if (avdevice_register)
+        avdevice_register();
+}
+
 static vg_status input_format(const struct cap_source *s, const AVInputFormat **out)
 {
-    static pthread_once_t registered = PTHREAD_ONCE_INIT;
+    static pthread_once_t loaded = PTHREAD_ONCE_INIT;
     *out = NULL;
     if (s->kind != CAP_SOURCE_V4L2)
         return VG_OK;
-    pthread_once(&registered, avdevice_register_all);
+    pthread_once(&loaded, load_avdevice);
+    if (!avdevice_register)
+        return vg_errf(VG_ERR_MEDIA, "open %s: v4l2 needs libavdevice.so.%d: %s",
+                       s->url_masked, LIBAVDEVICE_VERSION_MAJOR, dlerror());
     *out = av_find_input_format("video4linux2");
     if (!*out)
         return vg_errf(VG_ERR_MEDIA, "open %s: FFmpeg has no video4linux2 input",
