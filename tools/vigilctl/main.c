@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int cargc = argc - optind;
     char **cargv = argv + optind;
-    optind = 1; /* commands parse their own options from cargv */
+    optind = 0; /* commands parse their own options: 0 makes glibc start afresh */
     if (!strcmp(cmd, "tail"))
         rc = ctl_cmd_tail(c, cargc, cargv);
     else if (!strcmp(cmd, "pub"))

@@ -124,7 +124,6 @@ int ctl_cmd_summary(struct ctl *c, int argc, char **argv)
         pages[i] = fetch(url);
     }
     printf("vigil summary\n");
-    count_line(pages, n, "frames published", "vigil_capture_frames_published_total");
     count_line(pages, n, "frames analysed", "vigil_dispatch_frames_total");
     count_line(pages, n, "detections", "vigil_dispatch_detections_total");
     count_line(pages, n, "alerts", "vigil_dedupe_alerts_total");
