@@ -21,6 +21,9 @@ static const char *const names[VG_ERR__LAST] = {
     [VG_ERR_UNAVAILABLE] = "unavailable",
     [VG_ERR_STOPPED] = "stopped",
     [VG_ERR_EOF] = "end of stream",
+    [VG_ERR_AWS] = "aws error",
+    [VG_ERR_THROTTLED] = "throttled",
+    [VG_ERR_AUTH] = "not authorized",
 };
 
 const char *vg_status_str(vg_status st)

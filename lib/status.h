@@ -21,6 +21,9 @@ typedef enum {
     VG_ERR_UNAVAILABLE, /* a dependency is down; try again later */
     VG_ERR_STOPPED,     /* shutdown was requested */
     VG_ERR_EOF,         /* end of a finite source */
+    VG_ERR_AWS,         /* an AWS service answered with an error (code in the detail) */
+    VG_ERR_THROTTLED,   /* throttled (429, ThrottlingException...) after all retries */
+    VG_ERR_AUTH,        /* no usable credentials, or the signature/credentials were refused */
     VG_ERR__LAST        /* append above; never renumber */
 } vg_status;
 
