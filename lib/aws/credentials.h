@@ -3,6 +3,7 @@
 #ifndef VG_AWS_CREDENTIALS_H
 #define VG_AWS_CREDENTIALS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "status.h"
@@ -46,6 +47,11 @@ void vg_aws_creds_destroy(struct vg_aws_cred_provider *p);
  * expire within 5 minutes (another thread waiting meanwhile gets the
  * refreshed copy). VG_ERR_AUTH with the sources tried when none yields. */
 vg_status vg_aws_creds_get(struct vg_aws_cred_provider *p, struct vg_aws_creds *out);
+
+/* The region of a profile in the shared config file (AWS_CONFIG_FILE or
+ * ~/.aws/config); profile NULL: AWS_PROFILE or "default". VG_ERR_NOT_FOUND
+ * when it has none. */
+vg_status vg_aws_profile_region(const char *profile, char *out, size_t cap);
 
 /* Drop the cache so the next get reloads (after an ExpiredToken answer). */
 void vg_aws_creds_invalidate(struct vg_aws_cred_provider *p);
