@@ -45,6 +45,7 @@ struct ctx {
 static vg_status bind_cameras(struct ctx *c, const struct vg_ynode *seq, void *base);
 static vg_status bind_watch(struct ctx *c, const struct vg_ynode *seq, void *base);
 static vg_status bind_sinks(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_rate_limits(struct ctx *c, const struct vg_ynode *seq, void *base);
 
 static const struct field motion_fields[] = {
     INT("width", struct vg_camera_cfg, motion_width, 32, 1920),
@@ -113,6 +114,31 @@ static const struct field notifier_fields[] = {
     END,
 };
 
+static const struct field rate_limit_fields[] = {
+    STR("api", struct vg_rate_limit_cfg, api),
+    DBL("per_second", struct vg_rate_limit_cfg, per_second, 0.001, 100000),
+    DBL("burst", struct vg_rate_limit_cfg, burst, 1, 100000),
+    END,
+};
+
+static const struct field aws_fields[] = {
+    STR("region", struct vg_config, aws.region),
+    STR("profile", struct vg_config, aws.profile),
+    STR("access_key_id", struct vg_config, aws.access_key_id),
+    STR("secret_access_key", struct vg_config, aws.secret_access_key),
+    INT("connect_timeout_ms", struct vg_config, aws.connect_timeout_ms, 100, 60000),
+    INT("timeout_ms", struct vg_config, aws.timeout_ms, 100, 600000),
+    INT("max_attempts", struct vg_config, aws.max_attempts, 1, 20),
+    LIST("rate_limits", bind_rate_limits),
+    END,
+};
+
+static const struct field faces_fields[] = {
+    STR("collection", struct vg_config, faces.collection),
+    STR("profile_table", struct vg_config, faces.profile_table),
+    END,
+};
+
 static const struct field top_fields[] = {
     STR("prefix", struct vg_config, prefix),
     STR("log_level", struct vg_config, log_level),
@@ -121,6 +147,8 @@ static const struct field top_fields[] = {
     STR("http_addr", struct vg_config, http_addr),
     INT("max_payload", struct vg_config, max_payload, 1024, 64 * 1024 * 1024),
     LIST("cameras", bind_cameras),
+    MAP("aws", aws_fields),
+    MAP("faces", faces_fields),
     MAP("dispatch", dispatch_fields),
     MAP("facematch", facematch_fields),
     MAP("dedupe", dedupe_fields),
@@ -160,6 +188,11 @@ void vg_cfg_defaults(struct vg_config *cfg)
     strcpy(cfg->nats_url, "nats://127.0.0.1:4222");
     strcpy(cfg->redis_url, "redis://127.0.0.1:6379");
     cfg->max_payload = 1024 * 1024;
+    cfg->aws.connect_timeout_ms = 3000;
+    cfg->aws.timeout_ms = 10000;
+    cfg->aws.max_attempts = 3;
+    strcpy(cfg->faces.collection, "vigil-faces");
+    strcpy(cfg->faces.profile_table, "vigil-profiles");
     strcpy(cfg->dispatch.detector, "motion");
     cfg->dispatch.workers = 1;
     strcpy(cfg->facematch.matcher, "none");
@@ -362,6 +395,28 @@ static vg_status bind_sinks(struct ctx *c, const struct vg_ynode *seq, void *bas
     return VG_OK;
 }
 
+static vg_status bind_rate_limits(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_config *cfg = base;
+    if (seq->n > VG_MAX_RATE_LIMITS)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: at most %d rate limits", c->name, seq->line,
+                       VG_MAX_RATE_LIMITS);
+    cfg->aws.n_rate_limits = 0;
+    for (size_t i = 0; i < seq->n; i++) {
+        struct vg_rate_limit_cfg *r = &cfg->aws.rate_limits[i];
+        memset(r, 0, sizeof(*r));
+        r->burst = 1;
+        vg_status st = bind_map(c, seq->items[i], rate_limit_fields, r, "aws.rate_limits.");
+        if (st != VG_OK)
+            return st;
+        if (!r->api[0] || r->per_second <= 0)
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: a rate limit needs api and per_second",
+                           c->name, seq->items[i]->line);
+        cfg->aws.n_rate_limits++;
+    }
+    return VG_OK;
+}
+
 /* ---- public ---------------------------------------------------------- */
 
 vg_status vg_cfg_parse(struct vg_config *cfg, const char *name, const char *text, size_t len)
@@ -447,6 +502,8 @@ vg_status vg_cfg_validate(const struct vg_config *cfg)
                        cfg->nats_url);
     if (strncmp(cfg->redis_url, "redis://", 8))
         return vg_errf(VG_ERR_CONFIG, "redis_url must start with redis://");
+    if (!cfg->aws.access_key_id[0] != !cfg->aws.secret_access_key[0])
+        return vg_errf(VG_ERR_CONFIG, "aws.access_key_id and aws.secret_access_key go together");
     if (strcmp(cfg->dispatch.detector, "motion"))
         return vg_errf(VG_ERR_CONFIG, "dispatch.detector \"%s\" is not known (known: motion)",
                        cfg->dispatch.detector);

@@ -47,6 +47,26 @@ struct vg_sink_cfg {
     int backoff_ms;             /* first retry delay; doubles, with full jitter */
 };
 
+#define VG_MAX_RATE_LIMITS 16
+
+struct vg_rate_limit_cfg {
+    char api[64];               /* "rekognition.DetectLabels" */
+    double per_second;
+    double burst;
+};
+
+struct vg_aws_cfg {
+    char region[32];            /* "" = AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1 */
+    char profile[64];           /* "" = AWS_PROFILE or "default" */
+    char access_key_id[128];    /* explicit keys: prefer the environment or roles */
+    char secret_access_key[128];/* never logged */
+    int connect_timeout_ms;
+    int timeout_ms;
+    int max_attempts;
+    int n_rate_limits;
+    struct vg_rate_limit_cfg rate_limits[VG_MAX_RATE_LIMITS];
+};
+
 struct vg_config {
     char source[VG_URL_MAX];    /* file it was loaded from, "" for defaults only */
     char prefix[32];
@@ -59,6 +79,11 @@ struct vg_config {
     int n_cameras;
     struct vg_camera_cfg cameras[VG_MAX_CAMERAS];
 
+    struct vg_aws_cfg aws;
+    struct {
+        char collection[128];   /* Rekognition collection of known faces */
+        char profile_table[128];/* DynamoDB table of profiles, keyed by FaceId */
+    } faces;
     struct {
         char detector[32];      /* "motion" */
         char snapshot_dir[VG_URL_MAX]; /* "" = do not store snapshots */

@@ -114,6 +114,26 @@ static void env_overrides_and_is_validated(void **state)
     unsetenv("VIGIL_LOG_LEVEL");
 }
 
+static void aws_section(void **state)
+{
+    const char *text =
+        "aws:\n"
+        "  region: eu-west-1\n"
+        "  max_attempts: 5\n"
+        "  rate_limits:\n"
+        "    - { api: rekognition.DetectLabels, per_second: 5, burst: 10 }\n"
+        "faces: { collection: home, profile_table: people }\n";
+    assert_int_equal(parse(text), VG_OK);
+    assert_string_equal(cfg.aws.region, "eu-west-1");
+    assert_int_equal(cfg.aws.max_attempts, 5);
+    assert_int_equal(cfg.aws.timeout_ms, 10000);
+    assert_int_equal(cfg.aws.n_rate_limits, 1);
+    assert_true(cfg.aws.rate_limits[0].burst == 10);
+    assert_string_equal(cfg.faces.profile_table, "people");
+    assert_error("aws:\n  access_key_id: AKID\n", "go together");
+    assert_error("aws:\n  rate_limits:\n    - { api: x }\n", "test.yaml:3: a rate limit needs");
+}
+
 static void missing_file_is_clear(void **state)
 {
     assert_int_equal(vg_cfg_load(&cfg, "/nonexistent/vigil.yaml"), VG_ERR_CONFIG);
@@ -138,6 +158,7 @@ int main(void)
         cmocka_unit_test(full_file_binds),
         cmocka_unit_test(errors_name_file_and_line),
         cmocka_unit_test(env_overrides_and_is_validated),
+        cmocka_unit_test(aws_section),
         cmocka_unit_test(missing_file_is_clear),
         cmocka_unit_test(secrets_are_masked),
     };
