@@ -2,7 +2,7 @@
 
 #include <stdio.h>
 
-static _Thread_local char detail[512];
+static _Thread_local char detail[1024];
 
 static const char *const names[VG_ERR__LAST] = {
     [VG_OK] = "ok",
