@@ -202,6 +202,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
         !header_value(data, len, "x-amz-request-id", r->request_id, sizeof(r->request_id)) &&
         !header_value(data, len, "content-type", r->content_type, sizeof(r->content_type)) &&
         !header_value(data, len, "etag", r->etag, sizeof(r->etag)) &&
+        !header_value(data, len, "last-modified", r->last_modified, sizeof(r->last_modified)) &&
         !header_value(data, len, "x-amzn-ErrorType", s->error_type, sizeof(s->error_type)) &&
         header_value(data, len, "content-length", tmp, sizeof(tmp)))
         r->content_length = strtoll(tmp, NULL, 10);

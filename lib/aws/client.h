@@ -62,6 +62,7 @@ struct vg_aws_response {
     char request_id[128];
     char content_type[128];
     char etag[160];
+    char last_modified[64];     /* HTTP date, as sent */
     int64_t content_length;     /* from the header, -1 when absent */
 };
 

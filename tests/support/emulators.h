@@ -1,0 +1,147 @@
+/* AWS emulators for integration tests: s3rver (S3) and dynalite (DynamoDB)
+ * from tests/emulators/node_modules (scripts/deps installs them), each
+ * behind tests/fakes/sigv4_proxy.py, which checks every request's SigV4
+ * signature with the test credentials of fixture.h. All on loopback ports
+ * picked here; stop each process with fixture_stop(pid). */
+#ifndef VG_TEST_EMULATORS_H
+#define VG_TEST_EMULATORS_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "timeutil.h"
+
+#define EMULATOR_START_TIMEOUT_US (30 * 1000000LL)
+
+static inline const char *emulator_src_dir(void)
+{
+    const char *src = getenv("VIGIL_SOURCE_DIR");
+    return src && *src ? src : ".";
+}
+
+/* Wait until port accepts connections; -1 (child reaped) when the child
+ * exits first or the timeout passes. Prints how long it took. */
+static inline pid_t emulator_wait_port(pid_t pid, int port, const char *what)
+{
+    int64_t start = vg_mono_us();
+    if (pid <= 0)
+        return -1;
+    while (!fixture_port_open(port)) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "emulators: %s exited (status %d) before listening\n", what,
+                    status);
+            return -1;
+        }
+        if (vg_mono_us() - start > EMULATOR_START_TIMEOUT_US) {
+            fprintf(stderr, "emulators: %s not listening on %d after 30 s\n", what, port);
+            fixture_stop(pid);
+            return -1;
+        }
+        vg_sleep_us(10000);
+    }
+    fprintf(stderr, "emulators: %s listening on 127.0.0.1:%d after %lld ms\n", what, port,
+            (long long)((vg_mono_us() - start) / 1000));
+    return pid;
+}
+
+static inline pid_t emulator_spawn(char *const argv[])
+{
+    if (argv[1] && argv[1][0] == '/' && access(argv[1], R_OK) != 0) {
+        fprintf(stderr, "emulators: %s: %s (run scripts/deps)\n", argv[1], strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(126);
+        execvp(argv[0], argv);
+        fprintf(stderr, "emulators: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+/* s3rver on port, storing objects under dir (which it creates). */
+static inline pid_t fixture_s3rver_start(int port, const char *dir)
+{
+    char bin[1024], portstr[16];
+    snprintf(bin, sizeof(bin), "%s/tests/emulators/node_modules/.bin/s3rver",
+             emulator_src_dir());
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    char *argv[] = {"node", bin, "--address", "127.0.0.1", "--port", portstr,
+                    "--directory", (char *)dir, "--silent", NULL};
+    return emulator_wait_port(emulator_spawn(argv), port, "s3rver");
+}
+
+/* dynalite on port, in memory. */
+static inline pid_t fixture_dynalite_start(int port)
+{
+    char bin[1024], portstr[16];
+    snprintf(bin, sizeof(bin), "%s/tests/emulators/node_modules/.bin/dynalite",
+             emulator_src_dir());
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    char *argv[] = {"node", bin, "--host", "127.0.0.1", "--port", portstr, NULL};
+    return emulator_wait_port(emulator_spawn(argv), port, "dynalite");
+}
+
+/* The SigV4-checking proxy for service ("s3" or "dynamodb") in front of
+ * 127.0.0.1:upstream_port; *port gets its own port. upstream_key: the access
+ * key the emulator knows, swapped in after verification (s3rver knows only
+ * its built-in "S3RVER"); NULL forwards the credential as it came. */
+static inline pid_t fixture_sigv4_proxy_start(const char *service, int upstream_port,
+                                              const char *upstream_key, int *port)
+{
+    char script[1024], upstream[64], port_file[] = "/tmp/vigil-sigv4-proxy-XXXXXX";
+    int fd = mkstemp(port_file);
+    if (fd < 0)
+        abort();
+    close(fd);
+    snprintf(script, sizeof(script), "%s/tests/fakes/sigv4_proxy.py", emulator_src_dir());
+    snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%d", upstream_port);
+    char *argv[] = {"python3", script, "--service", (char *)service, "--upstream", upstream,
+                    "--port", "0", "--port-file", port_file,
+                    "--access-key", FIXTURE_AWS_KEY, "--secret-key", FIXTURE_AWS_SECRET,
+                    "--region", FIXTURE_AWS_REGION,
+                    upstream_key ? "--upstream-access-key" : NULL, (char *)upstream_key, NULL};
+    int64_t start = vg_mono_us();
+    pid_t pid = emulator_spawn(argv);
+    *port = 0;
+    while (pid > 0 && *port == 0 && vg_mono_us() - start < EMULATOR_START_TIMEOUT_US) {
+        FILE *f = fopen(port_file, "r");
+        if (f) {
+            if (fscanf(f, "%d", port) != 1)
+                *port = 0;
+            fclose(f);
+        }
+        if (*port == 0)
+            vg_sleep_us(10000);
+    }
+    unlink(port_file);
+    if (*port == 0) {
+        fixture_stop(pid);
+        return -1;
+    }
+    return emulator_wait_port(pid, *port, "sigv4 proxy");
+}
+
+/* The test credentials and region, and no way to real AWS credentials. */
+static inline void fixture_aws_test_env(void)
+{
+    setenv("AWS_ACCESS_KEY_ID", FIXTURE_AWS_KEY, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", FIXTURE_AWS_SECRET, 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    unsetenv("AWS_ENDPOINT_URL");
+    setenv("AWS_REGION", FIXTURE_AWS_REGION, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+}
+
+#endif
