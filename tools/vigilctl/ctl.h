@@ -20,5 +20,7 @@ int ctl_cmd_tail(struct ctl *c, int argc, char **argv);
 int ctl_cmd_pub(struct ctl *c, int argc, char **argv);
 int ctl_cmd_face(struct ctl *c, int argc, char **argv);
 int ctl_cmd_summary(struct ctl *c, int argc, char **argv);
+/* "aws whoami" and "faces ..." */
+int ctl_cmd_aws(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -30,6 +30,16 @@ static void usage(FILE *f)
             "        scrape the services' /metrics and print counts and stage latencies\n"
             "  cameras\n"
             "        print the configured camera ids, one per line\n"
+            "  aws whoami\n"
+            "        the AWS account, identity, region and credential source in use\n"
+            "  faces create-collection [NAME]\n"
+            "  faces create-table [NAME]   (the profiles table, keyed by FaceId)\n"
+            "  faces index --image FILE --external-id NAME [--profile key=value ...]\n"
+            "              [--collection C] [--table T]\n"
+            "        index the face (Rekognition IndexFaces) and store its profile in\n"
+            "        DynamoDB keyed by FaceId (defaults: faces.collection, faces.profile_table)\n"
+            "  faces list [--collection C]\n"
+            "  faces profile FACE_ID [--table T]\n"
             "  check-config\n"
             "        validate the configuration and print where it came from\n"
             "environment: VIGIL_CONFIG VIGIL_NATS_URL VIGIL_PREFIX\n");
@@ -92,6 +102,8 @@ int main(int argc, char **argv)
         rc = ctl_cmd_pub(c, cargc, cargv);
     else if (!strcmp(cmd, "face"))
         rc = ctl_cmd_face(c, cargc, cargv);
+    else if (!strcmp(cmd, "aws") || !strcmp(cmd, "faces"))
+        rc = ctl_cmd_aws(c, cargc, cargv);
     else if (!strcmp(cmd, "summary"))
         rc = ctl_cmd_summary(c, cargc, cargv);
     else if (!strcmp(cmd, "cameras")) {
