@@ -230,10 +230,10 @@ static vg_status add_header(struct prepared *p, const char *name, const char *va
 static vg_status prepare(struct vg_aws *a, const struct vg_aws_request *r, struct prepared *p)
 {
     struct vg_sigv4_header h[MAX_HEADERS];
-    struct vg_aws_creds c;
+    struct vg_aws_creds c = {0};
     char base[1024], date[17], payload[65], auth[2048];
     size_t n = 0;
-    vg_status st;
+    vg_status st = VG_OK;
 
     if (r->endpoint)
         snprintf(base, sizeof(base), "%s", r->endpoint);
@@ -269,18 +269,18 @@ static vg_status prepare(struct vg_aws *a, const struct vg_aws_request *r, struc
             .service = r->service, .amz_date = date,
         };
         st = vg_sigv4_authorization(&sr, &c, auth, sizeof(auth));
-        OPENSSL_cleanse(&c, sizeof(c));
-        if (st != VG_OK)
-            return st;
-        if ((st = add_header(p, "Authorization", auth)) != VG_OK)
-            return st;
+        if (st == VG_OK)
+            st = add_header(p, "Authorization", auth);
     }
-    for (size_t i = 1; i < n; i++) /* host: curl sends its own, identical */
-        if ((st = add_header(p, h[i].name, h[i].value)) != VG_OK)
-            return st;
+    for (size_t i = 1; st == VG_OK && i < n; i++) /* host: curl sends its own, identical */
+        st = add_header(p, h[i].name, h[i].value);
     /* curl would add "Expect: 100-continue" to larger bodies: an extra
      * round trip for every image, and a header we did not sign. */
-    return add_header(p, "Expect", "");
+    if (st == VG_OK)
+        st = add_header(p, "Expect", "");
+    /* h[] points into c (the session token): wipe only once it is copied. */
+    OPENSSL_cleanse(&c, sizeof(c));
+    return st;
 }
 
 static void setup_curl(struct vg_aws *a, CURL *c, const struct vg_aws_request *r,

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""vigilctl's AWS commands end to end: `aws whoami`, `faces create-collection`,
+"""vigilctl's AWS commands end to end: `aws whoami` (with every credential source
+of the chain that hands out temporary credentials), `faces create-collection`,
 `faces create-table`, `faces index` (IndexFaces, then the profile as a
 DynamoDB item keyed by FaceId), `faces list` and `faces profile`, against the
 SigV4-checking AWS fake (Rekognition, STS) and dynalite behind the SigV4
@@ -69,6 +70,33 @@ def main():
               f"aws whoami: {out.strip() or err.strip()}")
         rc, out, err = ctl("aws", "whoami", environ=dict(env, AWS_SECRET_ACCESS_KEY="wrong"))
         check(rc == 1 and "SignatureDoesNotMatch" in err, "a wrong secret is refused clearly")
+
+        # Every temporary-credential source of the chain, end to end: the
+        # fake issues the credentials and then checks the signed call,
+        # session token included.
+        base = {k: v for k, v in env.items()
+                if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        token_file = os.path.join(logs, "web-identity-token")
+        with open(token_file, "w") as f:
+            f.write("test-web-identity-token\n")
+        sources = {
+            "web-identity": dict(base, AWS_WEB_IDENTITY_TOKEN_FILE=token_file,
+                                 AWS_ROLE_ARN="arn:aws:iam::123456789012:role/vigil-dispatch",
+                                 AWS_ROLE_SESSION_NAME="it"),
+            "container": dict(base, AWS_CONTAINER_CREDENTIALS_FULL_URI=(
+                f"http://127.0.0.1:{fake_port}/container-credentials/vigil"),
+                AWS_CONTAINER_AUTHORIZATION_TOKEN="test-container-token"),
+            "imds": dict(base, AWS_EC2_METADATA_DISABLED="false",
+                         AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://127.0.0.1:{fake_port}"),
+        }
+        for source, environ in sources.items():
+            rc, out, err = ctl("aws", "whoami", environ=environ)
+            who = json.loads(out) if rc == 0 else {}
+            check(who.get("credentials") == source and who.get("account") == "123456789012",
+                  f"whoami with {source} credentials: {who.get('arn') or err.strip()[-200:]}")
+        rc, out, err = ctl("aws", "whoami", environ=dict(base, AWS_EC2_METADATA_DISABLED="true"))
+        check(rc == 1 and "no AWS credentials" in err and "web identity" in err,
+              "no credentials at all: every source is named")
 
         rc, out, _ = ctl("faces", "create-collection", "home")
         check(rc == 0 and json.loads(out)["created"], "faces create-collection home")
