@@ -725,6 +725,10 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(body, str):
             body = body.encode("utf-8")
         self._status = status
+        # Log the request, complete, before answering: a client that has its
+        # answer finds its request in GET /_fake/requests.
+        self._rec["status"] = status
+        self._record()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -740,6 +744,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_xml(self, status: int, xml: str):
         self._send(status, xml, "text/xml")
+
+    def _record(self):
+        """Put this request in the request log (GET /_fake/requests), once;
+        control requests are never logged."""
+        if not self._recorded:
+            self._recorded = True
+            self.state.record(self._rec)
 
     def _log_line(self):
         r = self._rec
@@ -772,6 +783,7 @@ class Handler(BaseHTTPRequestHandler):
                      "auth_message": None, "access_key": None, "error_code": None,
                      "request_id": self._request_id}
         control = path.startswith("/_fake/") or path == "/_fake"
+        self._recorded = control
         try:
             try:
                 body = self._read_body()
@@ -798,10 +810,10 @@ class Handler(BaseHTTPRequestHandler):
             if self._status is None:
                 self._send_json(500, {"message": "fake_aws internal error; see its stderr"})
         finally:
-            self._rec["status"] = self._status
+            if not self._recorded:      # no answer was sent (the client went away)
+                self._rec["status"] = self._status
+                self._record()
             self._log_line()
-            if not control:
-                self.state.record(self._rec)
 
     def _header_pairs(self):
         return [(k, v) for k, v in self.headers.items()]
@@ -1821,13 +1833,15 @@ def main(argv=None) -> int:
     sys.stderr.write(f"fake_aws listening on 127.0.0.1:{state.port} (pid {os.getpid()})\n")
     sys.stderr.flush()
 
-    stop = threading.Event()
+    # The handler only sets a flag: it runs in this thread, and Event.set()
+    # there deadlocks when the signal lands while stop.wait() holds the lock.
+    stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: stopping.append(True))
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     t.start()
-    while not stop.wait(0.1):
-        pass
+    while not stopping:
+        time.sleep(0.1)
     server.shutdown()
     server.server_close()
     sys.stderr.write("fake_aws stopped\n")

@@ -236,14 +236,16 @@ def main(argv=None) -> int:
         with open(tmp, "w") as f:
             f.write(f"{port}\n")
         os.replace(tmp, args.port_file)
-    stop = threading.Event()
+    # The handler only records the signal: Event.set() there deadlocks when
+    # the signal lands while the main thread holds the Event's lock in wait().
+    stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: stopping.append(True))
     t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                          daemon=True)
     t.start()
-    while not stop.wait(0.5):
-        pass
+    while not stopping:
+        time.sleep(0.1)
     server.shutdown()
     server.server_close()
     sys.stderr.write(f"sigv4-proxy {args.service}: forwarded {server.counts['forwarded']}, "

@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "aws/client.h"
 #include "aws/kvs.h"
+#include "fake_aws_ctl.h"
 #include "fixture.h"
 
 #define T0 1700000000123456LL   /* µs: 2023-11-14T22:13:20.123456Z */
@@ -27,77 +27,6 @@ static struct {
     char fake_url[64];
 } g;
 
-/* ---- the fake's control API ------------------------------------------------ */
-
-static size_t on_data(char *p, size_t size, size_t n, void *ctx)
-{
-    return fwrite(p, size, n, ctx);
-}
-
-/* method path [body] against http://127.0.0.1:<port>; the JSON answer. */
-static json_t *fake(const char *method, const char *path, const char *body)
-{
-    char url[512], *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g.port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    fclose(f);
-    assert_int_equal(rc, CURLE_OK);
-    json_t *j = json_loadb(out, len, 0, NULL);
-    free(out);
-    assert_non_null(j);
-    return j;
-}
-
-static void fake_do(const char *method, const char *path, const char *body)
-{
-    json_decref(fake(method, path, body));
-}
-
-static double fake_since; /* wall clock (s) of the last fake_reset() */
-
-/* Clear the fake's state. The fake logs a request after answering it, so
- * one of the previous test's can still be logged after this: fake_count
- * takes only requests that arrived after the reset. */
-static void fake_reset(void)
-{
-    fake_do("POST", "/_fake/reset", NULL);
-    fake_since = (double)vg_now_us() / 1e6;
-}
-
-/* How many requests for api (a pattern, "rekognition.*") the fake received
- * since the reset, waiting up to 2 s for the count to reach want. */
-static size_t fake_count(const char *api, size_t want)
-{
-    char path[256];
-    size_t n = 0;
-    snprintf(path, sizeof(path), "/_fake/requests?api=%s", api);
-    for (int i = 0; i < 200; i++) {
-        json_t *j = fake("GET", path, NULL), *r;
-        size_t k;
-        n = 0;
-        json_array_foreach(j, k, r)
-            n += json_number_value(json_object_get(r, "time")) >= fake_since;
-        json_decref(j);
-        if (n >= want)
-            break;
-        vg_sleep_us(10000);
-    }
-    return n;
-}
-
 /* ---- fixtures ------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -105,6 +34,7 @@ static int group_setup(void **state)
     g.pid = fixture_fake_aws_start(&g.port);
     if (g.port == 0)
         return -1;
+    fake_ctl_init(g.port);
     snprintf(g.fake_url, sizeof(g.fake_url), "http://127.0.0.1:%d", g.port);
     return vg_aws_create(&g.aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
 }
@@ -122,13 +52,12 @@ static int reset(void **state)
     return 0;
 }
 
-/* The JSON body of the n-th request for api that the fake received (waiting
- * for it to be logged), as text (to check how numbers were written) and
- * parsed. */
+/* The JSON body of the n-th request for api that the fake received (which
+ * must be the last), as text (to check how numbers were written) and parsed. */
 static json_t *nth_body(const char *api, size_t n, char *text, size_t cap)
 {
     char path[256];
-    assert_int_equal(fake_count(api, n), n);
+    assert_int_equal(fake_count(api), n);
     snprintf(path, sizeof(path), "/_fake/requests?bodies=1&limit=1&api=%s", api);
     json_t *r = fake("GET", path, NULL);
     const char *body = json_string_value(json_object_get(json_array_get(r, 0), "body"));
@@ -255,7 +184,7 @@ static void invalid_combinations_refused_locally(void **state)
     struct vg_kvs_hls_opts ok = {.stream_name = "s", .mode = VG_KVS_LIVE};
     assert_int_equal(vg_kvs_get_hls_url(g.aws, "ftp://x", &ok, url, sizeof(url)),
                      VG_ERR_INVALID);
-    assert_int_equal(fake_count("kinesisvideo.*", 0), 0);
+    assert_int_equal(fake_count("kinesisvideo.*"), 0);
     /* 24 hours exactly is allowed. */
     struct vg_kvs_hls_opts day = {.stream_name = "s", .mode = VG_KVS_ON_DEMAND, .start_us = T0,
                                   .end_us = T0 + 24 * 60 * MIN_US};
@@ -284,7 +213,7 @@ static void archived_media_endpoint_override(void **state)
     vg_status st = vg_kvs_get_hls_url(g.aws, "http://127.0.0.1:1", &o, url, sizeof(url));
     unsetenv("AWS_ENDPOINT_URL_KINESIS_VIDEO_ARCHIVED_MEDIA");
     assert_int_equal(st, VG_OK);
-    assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL", 1), 1);
+    assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL"), 1);
 }
 
 static void clip_url_caches_endpoint(void **state)
@@ -301,8 +230,8 @@ static void clip_url_caches_endpoint(void **state)
                                      sizeof(url)), VG_OK);
     assert_int_equal(vg_kvs_clip_url(g.aws, "cache-b", 0, 0, 0, VG_KVS_LIVE, url, sizeof(url)),
                      VG_OK);
-    assert_int_equal(fake_count("kinesisvideo.GetDataEndpoint", 2), 2);
-    assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL", 3), 3);
+    assert_int_equal(fake_count("kinesisvideo.GetDataEndpoint"), 2);
+    assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL"), 3);
 
     /* A failed HLS call drops the cached endpoint: the next call asks again. */
     fake_do("POST", "/_fake/fail",
@@ -313,7 +242,7 @@ static void clip_url_caches_endpoint(void **state)
     assert_non_null(strstr(vg_err_detail(), "NoDataRetentionException"));
     assert_int_equal(vg_kvs_clip_url(g.aws, "cache-a", T0, 0, 0, VG_KVS_LIVE_REPLAY, url,
                                      sizeof(url)), VG_OK);
-    assert_int_equal(fake_count("kinesisvideo.GetDataEndpoint", 3), 3);
+    assert_int_equal(fake_count("kinesisvideo.GetDataEndpoint"), 3);
 }
 
 static void *clip_worker(void *arg)
@@ -339,9 +268,9 @@ static void clip_url_from_threads(void **state)
         pthread_join(t[i], &ret);
         assert_int_equal((intptr_t)ret, VG_OK);
     }
-    assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL", 80), 80);
+    assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL"), 80);
     /* 4 streams; threads that missed at the same moment may each ask once. */
-    size_t n = fake_count("kinesisvideo.GetDataEndpoint", 4);
+    size_t n = fake_count("kinesisvideo.GetDataEndpoint");
     assert_true(n >= 4 && n <= 32);
 }
 

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "aws/client.h"
 #include "aws/sns.h"
+#include "fake_aws_ctl.h"
 #include "fixture.h"
 
 #define TOPIC "arn:aws:sns:us-east-1:123456789012:vigil-alerts"
@@ -23,77 +23,6 @@ static struct {
     struct vg_aws *aws;
 } g;
 
-/* ---- the fake's control API ------------------------------------------------ */
-
-static size_t on_data(char *p, size_t size, size_t n, void *ctx)
-{
-    return fwrite(p, size, n, ctx);
-}
-
-/* method path [body] against http://127.0.0.1:<port>; the JSON answer. */
-static json_t *fake(const char *method, const char *path, const char *body)
-{
-    char url[512], *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g.port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    fclose(f);
-    assert_int_equal(rc, CURLE_OK);
-    json_t *j = json_loadb(out, len, 0, NULL);
-    free(out);
-    assert_non_null(j);
-    return j;
-}
-
-static void fake_do(const char *method, const char *path, const char *body)
-{
-    json_decref(fake(method, path, body));
-}
-
-static double fake_since; /* wall clock (s) of the last fake_reset() */
-
-/* Clear the fake's state. The fake logs a request after answering it, so
- * one of the previous test's can still be logged after this: fake_count
- * takes only requests that arrived after the reset. */
-static void fake_reset(void)
-{
-    fake_do("POST", "/_fake/reset", NULL);
-    fake_since = (double)vg_now_us() / 1e6;
-}
-
-/* How many requests for api (a pattern, "rekognition.*") the fake received
- * since the reset, waiting up to 2 s for the count to reach want. */
-static size_t fake_count(const char *api, size_t want)
-{
-    char path[256];
-    size_t n = 0;
-    snprintf(path, sizeof(path), "/_fake/requests?api=%s", api);
-    for (int i = 0; i < 200; i++) {
-        json_t *j = fake("GET", path, NULL), *r;
-        size_t k;
-        n = 0;
-        json_array_foreach(j, k, r)
-            n += json_number_value(json_object_get(r, "time")) >= fake_since;
-        json_decref(j);
-        if (n >= want)
-            break;
-        vg_sleep_us(10000);
-    }
-    return n;
-}
-
 /* ---- fixtures ------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -101,6 +30,7 @@ static int group_setup(void **state)
     g.pid = fixture_fake_aws_start(&g.port);
     if (g.port == 0)
         return -1;
+    fake_ctl_init(g.port);
     return vg_aws_create(&g.aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
 }
 
@@ -237,7 +167,7 @@ static void bad_messages_refused_locally(void **state)
     assert_non_null(strstr(vg_err_detail(), "1601 characters"));
     free(big);
 
-    assert_int_equal(fake_count("sns.*", 0), 0);
+    assert_int_equal(fake_count("sns.*"), 0);
 }
 
 static void limits_are_inclusive(void **state)
@@ -255,7 +185,7 @@ static void limits_are_inclusive(void **state)
         strcat(sms_text, "é"); /* 1600 characters, 3200 bytes */
     struct vg_sns_message s = {.phone_number = "+4915123456789", .message = sms_text};
     assert_int_equal(publish(&s), VG_OK);
-    assert_int_equal(fake_count("sns.Publish", 2), 2);
+    assert_int_equal(fake_count("sns.Publish"), 2);
 }
 
 static void unknown_topic_not_found(void **state)

@@ -8,12 +8,12 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "aws/client.h"
 #include "aws/rekognition.h"
 #include "aws/sts.h"
+#include "fake_aws_ctl.h"
 #include "fixture.h"
 
 static struct {
@@ -22,77 +22,6 @@ static struct {
     struct vg_aws *aws;
 } g;
 
-/* ---- the fake's control API ------------------------------------------------ */
-
-static size_t on_data(char *p, size_t size, size_t n, void *ctx)
-{
-    return fwrite(p, size, n, ctx);
-}
-
-/* method path [body] against http://127.0.0.1:<port>; the JSON answer. */
-static json_t *fake(const char *method, const char *path, const char *body)
-{
-    char url[512], *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g.port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    fclose(f);
-    assert_int_equal(rc, CURLE_OK);
-    json_t *j = json_loadb(out, len, 0, NULL);
-    free(out);
-    assert_non_null(j);
-    return j;
-}
-
-static void fake_do(const char *method, const char *path, const char *body)
-{
-    json_decref(fake(method, path, body));
-}
-
-static double fake_since; /* wall clock (s) of the last fake_reset() */
-
-/* Clear the fake's state. The fake logs a request after answering it, so
- * one of the previous test's can still be logged after this: fake_count
- * takes only requests that arrived after the reset. */
-static void fake_reset(void)
-{
-    fake_do("POST", "/_fake/reset", NULL);
-    fake_since = (double)vg_now_us() / 1e6;
-}
-
-/* How many requests for api (a pattern, "rekognition.*") the fake received
- * since the reset, waiting up to 2 s for the count to reach want. */
-static size_t fake_count(const char *api, size_t want)
-{
-    char path[256];
-    size_t n = 0;
-    snprintf(path, sizeof(path), "/_fake/requests?api=%s", api);
-    for (int i = 0; i < 200; i++) {
-        json_t *j = fake("GET", path, NULL), *r;
-        size_t k;
-        n = 0;
-        json_array_foreach(j, k, r)
-            n += json_number_value(json_object_get(r, "time")) >= fake_since;
-        json_decref(j);
-        if (n >= want)
-            break;
-        vg_sleep_us(10000);
-    }
-    return n;
-}
-
 /* ---- fixtures ------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -100,6 +29,7 @@ static int group_setup(void **state)
     g.pid = fixture_fake_aws_start(&g.port);
     if (g.port == 0)
         return -1;
+    fake_ctl_init(g.port);
     return vg_aws_create(&g.aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
 }
 
@@ -142,7 +72,7 @@ static void caller_identity(void **state)
     assert_string_equal(id.account, "123456789012");
     assert_string_equal(id.arn, "arn:aws:iam::123456789012:user/test");
     assert_true(!strncmp(id.user_id, "AIDA", 4) && strlen(id.user_id) > 4);
-    assert_int_equal(fake_count("sts.GetCallerIdentity", 1), 1);
+    assert_int_equal(fake_count("sts.GetCallerIdentity"), 1);
     json_t *r = fake("GET", "/_fake/requests?api=sts.GetCallerIdentity", NULL);
     assert_int_equal(json_array_size(r), 1);
     assert_true(json_is_true(json_object_get(json_array_get(r, 0), "signed_ok")));
@@ -163,7 +93,7 @@ static void wrong_secret_is_auth_error(void **state)
     assert_non_null(strstr(vg_err_detail(), "InvalidSignatureException"));
     vg_aws_destroy(a);
     /* Refused, not retried. */
-    assert_int_equal(fake_count("sts.*", 1), 1);
+    assert_int_equal(fake_count("sts.*"), 1);
 }
 
 static void unknown_key_is_auth_error(void **state)
