@@ -452,3 +452,34 @@ void vg_aws_response_cleanup(struct vg_aws_response *r)
     r->body = NULL;
     r->len = 0;
 }
+
+vg_status vg_aws_call_json(struct vg_aws *a, const struct vg_aws_request *r, json_t *req,
+                           size_t dump_flags, json_t **resp)
+{
+    struct vg_aws_response out = {0};
+    json_error_t err;
+    if (!req)
+        return vg_errf(VG_ERR_INVALID, "%s: could not build the request (invalid UTF-8?)",
+                       r->api);
+    char *body = json_dumps(req, dump_flags);
+    json_decref(req);
+    if (!body)
+        return vg_errf(VG_ERR_NOMEM, "%s: could not serialise the request", r->api);
+    struct vg_aws_request q = *r;
+    q.body = body;
+    q.body_len = strlen(body);
+    vg_status st = vg_aws_call(a, &q, &out);
+    free(body);
+    if (st != VG_OK || !resp) {
+        vg_aws_response_cleanup(&out);
+        return st;
+    }
+    json_t *j = json_loadb(out.len ? out.body : "{}", out.len ? out.len : 2, 0, &err);
+    vg_aws_response_cleanup(&out);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return vg_errf(VG_ERR_DECODE, "%s: answer is not a JSON object: %s", r->api, err.text);
+    }
+    *resp = j;
+    return VG_OK;
+}

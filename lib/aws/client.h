@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "aws/credentials.h"
 #include "aws/sigv4.h"
 #include "status.h"
@@ -73,6 +75,13 @@ struct vg_aws_response {
 vg_status vg_aws_call(struct vg_aws *a, const struct vg_aws_request *r,
                       struct vg_aws_response *out);
 void vg_aws_response_cleanup(struct vg_aws_response *r);
+
+/* The JSON protocols' round trip: req (consumed; NULL means building it
+ * failed) is serialised with jansson's dump_flags as r's body, and *resp
+ * (may be NULL) gets the answer, which must be a JSON object; an empty
+ * answer counts as {}. r->body is ignored. */
+vg_status vg_aws_call_json(struct vg_aws *a, const struct vg_aws_request *r, json_t *req,
+                           size_t dump_flags, json_t **resp);
 
 /* "scheme://host[:port]" for a service, honouring AWS_ENDPOINT_URL_<ID> and
  * AWS_ENDPOINT_URL; default_host NULL as in the request. */

@@ -124,39 +124,13 @@ static vg_status check_table(const char *t)
 static vg_status ddb_call(struct vg_aws *aws, const char *op, json_t *body, json_t **out)
 {
     char api[64], target[96];
-    char *text = NULL;
-    json_t *answer = NULL;
-    struct vg_aws_response resp = {0};
-    vg_status st = VG_ERR_NOMEM;
-
-    if (!body || !(text = json_dumps(body, JSON_COMPACT)))
-        goto out;
     snprintf(api, sizeof(api), "dynamodb.%s", op);
     snprintf(target, sizeof(target), TARGET_PREFIX "%s", op);
     struct vg_aws_request r = {
         .api = api, .service = "dynamodb", .endpoint_id = "DYNAMODB", .method = "POST",
         .path = "/", .content_type = "application/x-amz-json-1.0", .target = target,
-        .body = text, .body_len = strlen(text),
     };
-    if ((st = vg_aws_call(aws, &r, &resp)) != VG_OK)
-        goto out;
-    if (out) {
-        json_error_t err;
-        if (!(answer = json_loadb(resp.body ? resp.body : "{}", resp.len ? resp.len : 2, 0,
-                                  &err)) || !json_is_object(answer)) {
-            st = vg_errf(VG_ERR_DECODE, "%s: answer is not a JSON object: %s", api, err.text);
-            goto out;
-        }
-        *out = answer;
-        answer = NULL;
-    }
-    st = VG_OK;
-out:
-    json_decref(answer);
-    json_decref(body);
-    free(text);
-    vg_aws_response_cleanup(&resp);
-    return st;
+    return vg_aws_call_json(aws, &r, body, JSON_COMPACT, out);
 }
 
 /* ---- items --------------------------------------------------------------- */

@@ -75,32 +75,12 @@ static vg_status check_hls(const char *api, const struct vg_kvs_hls_opts *o)
 static vg_status call(struct vg_aws *a, const char *api, const char *endpoint, const char *path,
                       json_t *req, json_t **resp)
 {
-    struct vg_aws_response r = {0};
-    json_error_t err;
-    if (!req)
-        return vg_errf(VG_ERR_NOMEM, "%s: could not build the request", api);
-    /* 13 significant digits: seconds since the epoch with exact milliseconds. */
-    char *body = json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(13));
-    json_decref(req);
-    if (!body)
-        return vg_errf(VG_ERR_NOMEM, "%s: could not serialize the request", api);
     struct vg_aws_request q = {
         .api = api, .service = "kinesisvideo", .endpoint_id = "KINESIS_VIDEO",
-        .endpoint = endpoint, .method = "POST", .path = path,
-        .content_type = "application/json", .body = body, .body_len = strlen(body),
+        .endpoint = endpoint, .method = "POST", .path = path, .content_type = "application/json",
     };
-    vg_status st = vg_aws_call(a, &q, &r);
-    free(body);
-    if (st != VG_OK)
-        return st;
-    json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, &err);
-    vg_aws_response_cleanup(&r);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return vg_errf(VG_ERR_DECODE, "%s: answer is not a JSON object: %s", api, err.text);
-    }
-    *resp = j;
-    return VG_OK;
+    /* 13 significant digits: seconds since the epoch with exact milliseconds. */
+    return vg_aws_call_json(a, &q, req, JSON_COMPACT | JSON_REAL_PRECISION(13), resp);
 }
 
 /* String member key of o into out. */

@@ -75,33 +75,13 @@ static vg_status encode_image(const char *api, const void *image, size_t len, ch
 static vg_status call(struct vg_aws *a, const char *op, json_t *req, json_t **resp)
 {
     char api[64], target[96];
-    struct vg_aws_response r = {0};
-    json_error_t err;
     snprintf(api, sizeof(api), "rekognition.%s", op);
     snprintf(target, sizeof(target), "RekognitionService.%s", op);
-    if (!req)
-        return vg_errf(VG_ERR_INVALID, "%s: could not build the request (invalid UTF-8?)", api);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (!body)
-        return vg_errf(VG_ERR_NOMEM, "%s: could not serialize the request", api);
     struct vg_aws_request q = {
         .api = api, .service = "rekognition", .endpoint_id = "REKOGNITION", .method = "POST",
         .path = "/", .content_type = "application/x-amz-json-1.1", .target = target,
-        .body = body, .body_len = strlen(body),
     };
-    vg_status st = vg_aws_call(a, &q, &r);
-    free(body);
-    if (st != VG_OK)
-        return st;
-    json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, &err);
-    vg_aws_response_cleanup(&r);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return vg_errf(VG_ERR_DECODE, "%s: answer is not a JSON object: %s", api, err.text);
-    }
-    *resp = j;
-    return VG_OK;
+    return vg_aws_call_json(a, &q, req, JSON_COMPACT, resp);
 }
 
 /* ---- parsing ------------------------------------------------------------ */
