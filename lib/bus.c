@@ -262,6 +262,43 @@ void vg_stream_name(char *out, size_t cap, const char *prefix, const char *kind)
         *p = (char)toupper((unsigned char)*p);
 }
 
+/* The stream exists: apply vigil's subjects, age and duplicate window to
+ * its current configuration, keeping what an operator tuned (replicas,
+ * size limits, ...). A refused update leaves a stream that still stores
+ * our subjects, so it is a warning, not an error. */
+static void update_stream(struct vg_bus *bus, const jsStreamConfig *want)
+{
+    jsStreamInfo *si = NULL, *updated = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, bus->js, want->Name, NULL, &jerr) != NATS_OK || !si->Config) {
+        VG_WARN("bus.stream_update_failed", NULL, "stream %s: cannot read its configuration "
+                "(error %d)", want->Name, (int)jerr);
+        jsStreamInfo_Destroy(si);
+        return;
+    }
+    jsStreamConfig *have = si->Config;
+    const char **subjects = have->Subjects;
+    int n_subjects = have->SubjectsLen;
+    int64_t max_age = have->MaxAge, duplicates = have->Duplicates;
+    if (max_age != want->MaxAge || duplicates != want->Duplicates || n_subjects != 1 ||
+        strcmp(subjects[0], want->Subjects[0]) != 0) {
+        /* The info owns its strings: borrow ours, then put its own back. */
+        have->Subjects = want->Subjects;
+        have->SubjectsLen = want->SubjectsLen;
+        have->MaxAge = want->MaxAge;
+        have->Duplicates = want->Duplicates;
+        if (js_UpdateStream(&updated, bus->js, have, NULL, &jerr) != NATS_OK)
+            VG_WARN("bus.stream_update_failed", NULL, "stream %s kept as is (error %d)",
+                    want->Name, (int)jerr);
+        have->Subjects = subjects;
+        have->SubjectsLen = n_subjects;
+        have->MaxAge = max_age;
+        have->Duplicates = duplicates;
+    }
+    jsStreamInfo_Destroy(updated);
+    jsStreamInfo_Destroy(si);
+}
+
 vg_status vg_bus_ensure_stream(struct vg_bus *bus, const char *kind, int64_t max_age_s,
                                int dup_window_s, char *name_out, size_t cap)
 {
@@ -282,12 +319,7 @@ vg_status vg_bus_ensure_stream(struct vg_bus *bus, const char *kind, int64_t max
     sc.Duplicates = (int64_t)dup_window_s * 1000000000LL;
     natsStatus s = js_AddStream(&si, bus->js, &sc, NULL, &jerr);
     if (s != NATS_OK && jerr == JSStreamNameExistErr) {
-        jsErrCode uerr = 0;
-        /* Apply changed limits; an operator-tuned stream that refuses the
-         * update still stores our subjects, so carry on. */
-        if (js_UpdateStream(&si, bus->js, &sc, NULL, &uerr) != NATS_OK)
-            VG_WARN("bus.stream_update_failed", NULL, "stream %s kept as is (error %d)",
-                    name_out, (int)uerr);
+        update_stream(bus, &sc);
         s = NATS_OK;
     }
     jsStreamInfo_Destroy(si);

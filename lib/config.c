@@ -544,9 +544,12 @@ const struct vg_camera_cfg *vg_cfg_camera(const struct vg_config *cfg, const cha
 void vg_cfg_mask_url(char *out, size_t cap, const char *url)
 {
     const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-    if (!scheme || !at || (slash && slash < at)) {
+    const char *at = NULL;
+    /* The userinfo ends at the last '@' before the path: passwords may hold '@'. */
+    for (const char *q = scheme ? scheme + 3 : ""; *q && *q != '/'; q++)
+        if (*q == '@')
+            at = q;
+    if (!scheme || !at) {
         snprintf(out, cap, "%s", url);
         return;
     }

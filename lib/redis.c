@@ -27,7 +27,11 @@ struct vg_redis {
 static vg_status parse_url(struct vg_redis *r, const char *url)
 {
     const char *p = url + strlen("redis://");
-    const char *at = strchr(p, '@');
+    /* The userinfo ends at the last '@' of the authority: passwords may hold '@'. */
+    const char *at = NULL;
+    for (const char *q = p; *q && *q != '/'; q++)
+        if (*q == '@')
+            at = q;
     if (strncmp(url, "redis://", 8))
         return vg_errf(VG_ERR_CONFIG, "redis url must start with redis://");
     if (at) {

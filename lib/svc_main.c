@@ -211,11 +211,11 @@ int vg_svc_main(const struct vg_service *s, int argc, char **argv)
         fprintf(stderr, "vigil-%s: %s\n", s->name, vg_err_detail());
     }
     svc->ready = 0;
+    vg_http_stop(svc->http);       /* its /readyz reads the bus freed below */
     vg_bus_destroy(svc->bus);      /* drain first: handlers may still use state */
     if (s->fini)
         s->fini(svc, state);
     vg_redis_destroy(svc->redis);
-    vg_http_stop(svc->http);
     VG_INFO("service.stopped", NULL, "exit %d", st == VG_OK || st == VG_ERR_STOPPED ? 0 : 1);
     free(svc);
     return st == VG_OK || st == VG_ERR_STOPPED ? 0 : 1;

@@ -218,7 +218,10 @@ struct prepared {
 static vg_status add_header(struct prepared *p, const char *name, const char *value)
 {
     char line[8192];
-    snprintf(line, sizeof(line), "%s: %s", name, value);
+    int len = snprintf(line, sizeof(line), "%s: %s", name, value);
+    if (len < 0 || (size_t)len >= sizeof(line))
+        return vg_errf(VG_ERR_TOO_LARGE, "header %s is longer than %zu bytes", name,
+                       sizeof(line) - 1);
     struct curl_slist *l = curl_slist_append(p->headers, line);
     if (!l)
         return VG_ERR_NOMEM;
@@ -242,6 +245,12 @@ static vg_status prepare(struct vg_aws *a, const struct vg_aws_request *r, struc
     const char *hostp = strstr(base, "://");
     snprintf(p->host, sizeof(p->host), "%s", hostp ? hostp + 3 : base);
     p->host[strcspn(p->host, "/")] = '\0';
+    /* curl leaves a scheme's default port out of Host: sign what it sends. */
+    size_t hlen = strlen(p->host);
+    int https = !strncmp(base, "https://", 8);
+    const char *dflt = https ? ":443" : ":80";
+    if (hlen > strlen(dflt) && !strcmp(p->host + hlen - strlen(dflt), dflt))
+        p->host[hlen - strlen(dflt)] = '\0';
     snprintf(p->url, sizeof(p->url), "%s%s%s%s", base, r->path ? r->path : "/",
              r->query && *r->query ? "?" : "", r->query && *r->query ? r->query : "");
     if (r->n_headers + 6 > MAX_HEADERS)
@@ -372,6 +381,7 @@ static struct outcome attempt(struct vg_aws *a, const struct vg_aws_request *r,
 
     memset(resp, 0, sizeof(*resp));
     resp->content_length = -1;
+    last_code[0] = '\0';
     if ((o.st = prepare(a, r, &p)) != VG_OK)
         goto out;
     if (!(c = handle_get(a))) {

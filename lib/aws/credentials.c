@@ -281,10 +281,15 @@ static vg_status refresh_locked(struct vg_aws_cred_provider *p, int64_t now)
             st = vg_errf(VG_ERR_AUTH, "aws credentials from %s already expired",
                          fetched.source);
         } else {
+            /* A source that hands back the same credentials while they are
+             * inside the refresh margin (a fast local clock) would otherwise
+             * be asked again on every call: pause as after a failure. */
+            int same = p->have_cached && !fresh(&fetched, now) &&
+                       !strcmp(fetched.access_key_id, p->cached.access_key_id);
             p->cached = fetched;
             p->have_cached = 1;
             p->last_source = which;
-            p->retry_after_us = 0;
+            p->retry_after_us = same ? now + RETRY_PAUSE_US : 0;
             log_loaded(&p->cached);
         }
     }

@@ -72,9 +72,18 @@ static int cmp_hdr(const void *a, const void *b)
     return strcmp(((const struct hdr *)a)->name, ((const struct hdr *)b)->name);
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Query pairs sort by name, then by value: "list=x" before "list-type=2"
+ * although '-' < '=' as bytes. */
+static int cmp_pair(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    size_t xn = strcspn(x, "="), yn = strcspn(y, "=");
+    int c = strncmp(x, y, xn < yn ? xn : yn);
+    if (c == 0 && xn != yn)
+        return xn < yn ? -1 : 1;
+    if (c != 0)
+        return c;
+    return strcmp(x + xn, y + yn);
 }
 
 /* Header value as signed: leading/trailing space trimmed, runs collapsed. */
@@ -113,19 +122,20 @@ static vg_status put_query(FILE *f, const char *query)
         }
         pairs[n++] = p;
     }
-    qsort(pairs, n, sizeof(pairs[0]), cmp_str);
+    qsort(pairs, n, sizeof(pairs[0]), cmp_pair);
     for (size_t i = 0; i < n; i++)
         fprintf(f, "%s%s%s", i ? "&" : "", pairs[i], strchr(pairs[i], '=') ? "" : "=");
     free(copy);
     return VG_OK;
 }
 
-/* Lower-cased, sorted headers; x-amz-date added when the caller has none. */
+/* Lower-cased, sorted headers into h (VG_SIGV4_MAX_HEADERS + 1 entries);
+ * x-amz-date added when the caller has none. */
 static vg_status collect_headers(const struct vg_sigv4_request *r, struct hdr *h, size_t *n)
 {
     size_t k = 0;
     int has_date = 0;
-    if (r->n_headers + 1 > VG_SIGV4_MAX_HEADERS)
+    if (r->n_headers > VG_SIGV4_MAX_HEADERS)
         return vg_errf(VG_ERR_TOO_LARGE, "sigv4: too many headers");
     for (size_t i = 0; i < r->n_headers; i++) {
         size_t len = strlen(r->headers[i].name);
@@ -137,7 +147,7 @@ static vg_status collect_headers(const struct vg_sigv4_request *r, struct hdr *h
         has_date |= !strcmp(h[k].name, "x-amz-date");
         k++;
     }
-    if (!has_date) {
+    if (!has_date) { /* h has room for one more than the caller's maximum */
         strcpy(h[k].name, "x-amz-date");
         h[k++].value = r->amz_date;
     }
@@ -229,7 +239,7 @@ static void make_scope(const struct vg_sigv4_request *r, char *out, size_t cap)
 vg_status vg_sigv4_authorization(const struct vg_sigv4_request *r, const struct vg_aws_creds *c,
                                  char *out, size_t cap)
 {
-    struct hdr h[VG_SIGV4_MAX_HEADERS];
+    struct hdr h[VG_SIGV4_MAX_HEADERS + 1];
     size_t n = 0;
     char payload[65], creq[65], sig[65], scope[160], list[1024];
     vg_status st = collect_headers(r, h, &n);

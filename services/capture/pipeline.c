@@ -163,8 +163,11 @@ static vg_status build_geometry(struct cap_pipeline *p, const AVFrame *f)
     cap_scaled_size(f->width, f->height, cam->detect_width, &p->dw, &p->dh);
     vg_status st = vg_motion_create(&p->motion, p->mw, p->mh, cam->motion_threshold,
                                     cam->motion_min_area, cam->motion_alpha);
-    if (st != VG_OK)
-        return vg_errf(st, "frame %dx%d: %s", f->width, f->height, vg_err_detail());
+    if (st != VG_OK) {
+        char why[512]; /* vg_errf writes the detail it would read */
+        snprintf(why, sizeof(why), "%s", vg_err_detail());
+        return vg_errf(st, "frame %dx%d: %s", f->width, f->height, why);
+    }
     p->path = choose_yuv_path(p, f);
     st = build_scalers(p, f);
     if (st != VG_OK)

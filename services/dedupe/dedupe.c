@@ -56,11 +56,15 @@ static vg_status publish_alert(struct dd *d, const struct sighting *s, const cha
     a.frame_seq = s->frame_seq;
     a.fail_open = fail_open;
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "alerts", s->header->camera_id);
-    vg_status st = VG_OK;
-    /* The same msg id on every try: JetStream stores the alert once. */
-    for (int i = 0; i < PUBLISH_TRIES && !vg_svc_stopping(d->svc); i++) {
+    /* The same msg id on every try: JetStream stores the alert once. Even
+     * while stopping (the drain still delivers detections) each sighting
+     * gets its first try; only the waits between retries are cut short. */
+    vg_status st = VG_ERR_STOPPED;
+    for (int i = 0; i < PUBLISH_TRIES; i++) {
         if ((st = vg_bus_js_publish(vg_svc_bus(d->svc), subject, &a.base, alert_id)) == VG_OK)
             return VG_OK;
+        if (i + 1 == PUBLISH_TRIES || vg_svc_stopping(d->svc))
+            break;
         vg_sleep_us(200000LL << i);
     }
     return st;

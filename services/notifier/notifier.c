@@ -103,8 +103,21 @@ static vg_status ensure_consumer(struct ntf *n)
     natsStatus ns = js_GetConsumerInfo(&ci, js, n->stream, NTF_DURABLE, NULL, &jerr);
     if (ns == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr)
         ns = js_AddConsumer(NULL, js, n->stream, &cc, NULL, &jerr);
-    else if (ns == NATS_OK && consumer_differs(ci->Config, &cc))
-        ns = js_UpdateConsumer(NULL, js, n->stream, &cc, NULL, &jerr);
+    else if (ns == NATS_OK && consumer_differs(ci->Config, &cc)) {
+        /* Change only what vigil owns; keep what an operator tuned
+         * (MaxAckPending, replicas, ...). Fields are put back before the
+         * info (which owns its strings) is destroyed. */
+        jsConsumerConfig *have = ci->Config;
+        const char *filter = have->FilterSubject;
+        int64_t ack_wait = have->AckWait, max_deliver = have->MaxDeliver;
+        have->AckWait = cc.AckWait;
+        have->MaxDeliver = cc.MaxDeliver;
+        have->FilterSubject = cc.FilterSubject;
+        ns = js_UpdateConsumer(NULL, js, n->stream, have, NULL, &jerr);
+        have->FilterSubject = filter;
+        have->AckWait = ack_wait;
+        have->MaxDeliver = max_deliver;
+    }
     jsConsumerInfo_Destroy(ci);
     if (ns != NATS_OK)
         return vg_errf(VG_ERR_NATS, "consumer %s/%s: %s (jetstream error %d)", n->stream,

@@ -87,6 +87,26 @@ static void session_token_is_in_presigned_query(void **state)
     assert_non_null(strstr(url, "&X-Amz-Security-Token=tok%2Fen%2B%3D"));
 }
 
+/* Query parameters sort by name, then value: "list" before "list-type"
+ * although '-' sorts before '=' as a byte. The signature is the one the
+ * independent verifier of tests/fakes/fake_aws.py computes. */
+static void query_sorts_by_name_then_value(void **state)
+{
+    struct vg_aws_creds c = example_creds("secret");
+    struct vg_sigv4_header h[] = {{"host", "example.amazonaws.com"}};
+    struct vg_sigv4_request a = {.method = "GET", .path = "/", .query = "list-type=2&list=x",
+                                 .headers = h, .n_headers = 1, .region = "us-east-1",
+                                 .service = "s3", .amz_date = "20240101T000000Z"};
+    struct vg_sigv4_request b = a;
+    b.query = "list=x&list-type=2";
+    char sa[512], sb[512];
+    assert_int_equal(vg_sigv4_authorization(&a, &c, sa, sizeof(sa)), VG_OK);
+    assert_int_equal(vg_sigv4_authorization(&b, &c, sb, sizeof(sb)), VG_OK);
+    assert_string_equal(sa, sb);
+    assert_non_null(strstr(sa, "Signature=3ef1862b46177b79d63c53ae79b5d404da477420a106dc1e14"
+                               "3c4d9813410685"));
+}
+
 static void uri_encoding(void **state)
 {
     char out[64];
@@ -107,6 +127,7 @@ int main(void)
         cmocka_unit_test(iam_list_users),
         cmocka_unit_test(s3_presigned_get),
         cmocka_unit_test(session_token_is_in_presigned_query),
+        cmocka_unit_test(query_sorts_by_name_then_value),
         cmocka_unit_test(uri_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,6 +147,8 @@ static void secrets_are_masked(void **state)
     assert_string_equal(out, "redis://:***@db:6379/0");
     vg_cfg_mask_url(out, sizeof(out), "rtsp://admin:pw@cam/live");
     assert_string_equal(out, "rtsp://admin:***@cam/live");
+    vg_cfg_mask_url(out, sizeof(out), "redis://:p@ss@db:6379");
+    assert_string_equal(out, "redis://:***@db:6379");
     vg_cfg_mask_url(out, sizeof(out), "http://cam/a@b");
     assert_string_equal(out, "http://cam/a@b");
 }
