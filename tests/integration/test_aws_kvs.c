@@ -21,9 +21,7 @@
 #define MIN_US (60 * 1000000LL)
 
 static struct {
-    pid_t pid;
-    int port;
-    struct vg_aws *aws;
+    struct fake_env f;
     char fake_url[64];
 } g;
 
@@ -31,18 +29,15 @@ static struct {
 
 static int group_setup(void **state)
 {
-    g.pid = fixture_fake_aws_start(&g.port);
-    if (g.port == 0)
+    if (fake_env_start(&g.f) != 0)
         return -1;
-    fake_ctl_init(g.port);
-    snprintf(g.fake_url, sizeof(g.fake_url), "http://127.0.0.1:%d", g.port);
-    return vg_aws_create(&g.aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
+    snprintf(g.fake_url, sizeof(g.fake_url), "http://127.0.0.1:%d", g.f.port);
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
-    vg_aws_destroy(g.aws);
-    fixture_stop(g.pid);
+    fake_env_stop(&g.f);
     return 0;
 }
 
@@ -83,7 +78,7 @@ static const char *jstr(json_t *o, const char *path)
 static void data_endpoint(void **state)
 {
     char ep[VG_KVS_ENDPOINT_MAX], text[1024];
-    assert_int_equal(vg_kvs_get_data_endpoint(g.aws, "front-door", "GET_HLS_STREAMING_SESSION_URL",
+    assert_int_equal(vg_kvs_get_data_endpoint(g.f.aws, "front-door", "GET_HLS_STREAMING_SESSION_URL",
                                               ep, sizeof(ep)), VG_OK);
     assert_string_equal(ep, g.fake_url);
     json_t *b = nth_body("kinesisvideo.GetDataEndpoint", 1, text, sizeof(text));
@@ -91,10 +86,10 @@ static void data_endpoint(void **state)
     assert_string_equal(jstr(b, "APIName"), "GET_HLS_STREAMING_SESSION_URL");
     json_decref(b);
     char small[8] = "keep";
-    assert_int_equal(vg_kvs_get_data_endpoint(g.aws, "front-door", "GET_HLS_STREAMING_SESSION_URL",
+    assert_int_equal(vg_kvs_get_data_endpoint(g.f.aws, "front-door", "GET_HLS_STREAMING_SESSION_URL",
                                               small, sizeof(small)), VG_ERR_TOO_LARGE);
     assert_string_equal(small, "keep");
-    assert_int_equal(vg_kvs_get_data_endpoint(g.aws, "front-door", "GET_SOMETHING", ep,
+    assert_int_equal(vg_kvs_get_data_endpoint(g.f.aws, "front-door", "GET_SOMETHING", ep,
                                               sizeof(ep)), VG_ERR_INVALID);
 }
 
@@ -105,10 +100,10 @@ static void on_demand_url(void **state)
                                 .selector = VG_KVS_PRODUCER_TIMESTAMP, .start_us = T0,
                                 .end_us = T0 + MIN_US, .expires_s = 600,
                                 .max_fragments = 100};
-    assert_int_equal(vg_kvs_get_data_endpoint(g.aws, "front-door",
+    assert_int_equal(vg_kvs_get_data_endpoint(g.f.aws, "front-door",
                                               "GET_HLS_STREAMING_SESSION_URL", ep, sizeof(ep)),
                      VG_OK);
-    assert_int_equal(vg_kvs_get_hls_url(g.aws, ep, &o, url, sizeof(url)), VG_OK);
+    assert_int_equal(vg_kvs_get_hls_url(g.f.aws, ep, &o, url, sizeof(url)), VG_OK);
     assert_true(!strncmp(url, "https://", 8) && strstr(url, ".m3u8?SessionToken="));
     json_t *b = nth_body("kinesisvideo.GetHLSStreamingSessionURL", 1, text, sizeof(text));
     assert_string_equal(jstr(b, "StreamName"), "front-door");
@@ -131,7 +126,7 @@ static void live_replay_and_live(void **state)
     char url[VG_KVS_URL_MAX], text[1024];
     struct vg_kvs_hls_opts o = {.stream_name = "garage", .mode = VG_KVS_LIVE_REPLAY,
                                 .start_us = T0};
-    assert_int_equal(vg_kvs_get_hls_url(g.aws, g.fake_url, &o, url, sizeof(url)), VG_OK);
+    assert_int_equal(vg_kvs_get_hls_url(g.f.aws, g.fake_url, &o, url, sizeof(url)), VG_OK);
     json_t *b = nth_body("kinesisvideo.GetHLSStreamingSessionURL", 1, text, sizeof(text));
     assert_string_equal(jstr(b, "PlaybackMode"), "LIVE_REPLAY");
     assert_string_equal(jstr(b, "HLSFragmentSelector.FragmentSelectorType"), "SERVER_TIMESTAMP");
@@ -144,7 +139,7 @@ static void live_replay_and_live(void **state)
 
     struct vg_kvs_hls_opts live = {.stream_name = "garage", .mode = VG_KVS_LIVE,
                                    .expires_s = 43200};
-    assert_int_equal(vg_kvs_get_hls_url(g.aws, g.fake_url, &live, url, sizeof(url)), VG_OK);
+    assert_int_equal(vg_kvs_get_hls_url(g.f.aws, g.fake_url, &live, url, sizeof(url)), VG_OK);
     b = nth_body("kinesisvideo.GetHLSStreamingSessionURL", 2, text, sizeof(text));
     assert_string_equal(jstr(b, "PlaybackMode"), "LIVE");
     assert_null(json_object_get(json_object_get(b, "HLSFragmentSelector"), "TimestampRange"));
@@ -175,20 +170,20 @@ static void invalid_combinations_refused_locally(void **state)
         {.stream_name = NULL, .mode = VG_KVS_LIVE},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-        assert_int_equal(vg_kvs_get_hls_url(g.aws, g.fake_url, &bad[i], url, sizeof(url)),
+        assert_int_equal(vg_kvs_get_hls_url(g.f.aws, g.fake_url, &bad[i], url, sizeof(url)),
                          VG_ERR_INVALID);
         assert_string_equal(url, "untouched");
     }
-    assert_int_equal(vg_kvs_clip_url(g.aws, "s", 0, 0, 300, VG_KVS_ON_DEMAND, url, sizeof(url)),
+    assert_int_equal(vg_kvs_clip_url(g.f.aws, "s", 0, 0, 300, VG_KVS_ON_DEMAND, url, sizeof(url)),
                      VG_ERR_INVALID);
     struct vg_kvs_hls_opts ok = {.stream_name = "s", .mode = VG_KVS_LIVE};
-    assert_int_equal(vg_kvs_get_hls_url(g.aws, "ftp://x", &ok, url, sizeof(url)),
+    assert_int_equal(vg_kvs_get_hls_url(g.f.aws, "ftp://x", &ok, url, sizeof(url)),
                      VG_ERR_INVALID);
     assert_int_equal(fake_count("kinesisvideo.*"), 0);
     /* 24 hours exactly is allowed. */
     struct vg_kvs_hls_opts day = {.stream_name = "s", .mode = VG_KVS_ON_DEMAND, .start_us = T0,
                                   .end_us = T0 + 24 * 60 * MIN_US};
-    assert_int_equal(vg_kvs_get_hls_url(g.aws, g.fake_url, &day, url, sizeof(url)), VG_OK);
+    assert_int_equal(vg_kvs_get_hls_url(g.f.aws, g.fake_url, &day, url, sizeof(url)), VG_OK);
 }
 
 static void unknown_stream_not_found(void **state)
@@ -196,9 +191,9 @@ static void unknown_stream_not_found(void **state)
     char ep[VG_KVS_ENDPOINT_MAX];
     fake_do("POST", "/_fake/config", "{\"strict_streams\":true}");
     fake_do("POST", "/_fake/streams", "{\"name\":\"porch\"}");
-    assert_int_equal(vg_kvs_get_data_endpoint(g.aws, "porch", "GET_HLS_STREAMING_SESSION_URL",
+    assert_int_equal(vg_kvs_get_data_endpoint(g.f.aws, "porch", "GET_HLS_STREAMING_SESSION_URL",
                                               ep, sizeof(ep)), VG_OK);
-    assert_int_equal(vg_kvs_get_data_endpoint(g.aws, "no-such-stream",
+    assert_int_equal(vg_kvs_get_data_endpoint(g.f.aws, "no-such-stream",
                                               "GET_HLS_STREAMING_SESSION_URL", ep, sizeof(ep)),
                      VG_ERR_NOT_FOUND);
     assert_non_null(strstr(vg_err_detail(), "ResourceNotFoundException"));
@@ -210,7 +205,7 @@ static void archived_media_endpoint_override(void **state)
     struct vg_kvs_hls_opts o = {.stream_name = "s", .mode = VG_KVS_LIVE};
     setenv("AWS_ENDPOINT_URL_KINESIS_VIDEO_ARCHIVED_MEDIA", g.fake_url, 1);
     /* Nothing listens on port 1: the variable must win. */
-    vg_status st = vg_kvs_get_hls_url(g.aws, "http://127.0.0.1:1", &o, url, sizeof(url));
+    vg_status st = vg_kvs_get_hls_url(g.f.aws, "http://127.0.0.1:1", &o, url, sizeof(url));
     unsetenv("AWS_ENDPOINT_URL_KINESIS_VIDEO_ARCHIVED_MEDIA");
     assert_int_equal(st, VG_OK);
     assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL"), 1);
@@ -219,16 +214,16 @@ static void archived_media_endpoint_override(void **state)
 static void clip_url_caches_endpoint(void **state)
 {
     char url[VG_KVS_URL_MAX], text[1024];
-    assert_int_equal(vg_kvs_clip_url(g.aws, "cache-a", T0, T0 + MIN_US, 900, VG_KVS_ON_DEMAND,
+    assert_int_equal(vg_kvs_clip_url(g.f.aws, "cache-a", T0, T0 + MIN_US, 900, VG_KVS_ON_DEMAND,
                                      url, sizeof(url)), VG_OK);
     json_t *b = nth_body("kinesisvideo.GetHLSStreamingSessionURL", 1, text, sizeof(text));
     assert_string_equal(jstr(b, "PlaybackMode"), "ON_DEMAND");
     assert_string_equal(jstr(b, "HLSFragmentSelector.FragmentSelectorType"), "SERVER_TIMESTAMP");
     assert_int_equal(json_integer_value(json_object_get(b, "Expires")), 900);
     json_decref(b);
-    assert_int_equal(vg_kvs_clip_url(g.aws, "cache-a", T0, 0, 0, VG_KVS_LIVE_REPLAY, url,
+    assert_int_equal(vg_kvs_clip_url(g.f.aws, "cache-a", T0, 0, 0, VG_KVS_LIVE_REPLAY, url,
                                      sizeof(url)), VG_OK);
-    assert_int_equal(vg_kvs_clip_url(g.aws, "cache-b", 0, 0, 0, VG_KVS_LIVE, url, sizeof(url)),
+    assert_int_equal(vg_kvs_clip_url(g.f.aws, "cache-b", 0, 0, 0, VG_KVS_LIVE, url, sizeof(url)),
                      VG_OK);
     assert_int_equal(fake_count("kinesisvideo.GetDataEndpoint"), 2);
     assert_int_equal(fake_count("kinesisvideo.GetHLSStreamingSessionURL"), 3);
@@ -237,10 +232,10 @@ static void clip_url_caches_endpoint(void **state)
     fake_do("POST", "/_fake/fail",
             "{\"api\":\"kinesisvideo.GetHLSStreamingSessionURL\",\"count\":1,"
             "\"status\":400,\"code\":\"NoDataRetentionException\"}");
-    assert_int_equal(vg_kvs_clip_url(g.aws, "cache-a", T0, 0, 0, VG_KVS_LIVE_REPLAY, url,
+    assert_int_equal(vg_kvs_clip_url(g.f.aws, "cache-a", T0, 0, 0, VG_KVS_LIVE_REPLAY, url,
                                      sizeof(url)), VG_ERR_AWS);
     assert_non_null(strstr(vg_err_detail(), "NoDataRetentionException"));
-    assert_int_equal(vg_kvs_clip_url(g.aws, "cache-a", T0, 0, 0, VG_KVS_LIVE_REPLAY, url,
+    assert_int_equal(vg_kvs_clip_url(g.f.aws, "cache-a", T0, 0, 0, VG_KVS_LIVE_REPLAY, url,
                                      sizeof(url)), VG_OK);
     assert_int_equal(fake_count("kinesisvideo.GetDataEndpoint"), 3);
 }
@@ -252,7 +247,7 @@ static void *clip_worker(void *arg)
     vg_status st = VG_OK;
     for (int k = 0; k < 10 && st == VG_OK; k++) {
         snprintf(stream, sizeof(stream), "threaded-%d", (int)((i + k) % 4));
-        st = vg_kvs_clip_url(g.aws, stream, T0, T0 + MIN_US, 0, VG_KVS_ON_DEMAND, url,
+        st = vg_kvs_clip_url(g.f.aws, stream, T0, T0 + MIN_US, 0, VG_KVS_ON_DEMAND, url,
                              sizeof(url));
     }
     return (void *)(intptr_t)st;

@@ -21,9 +21,7 @@
 #define COLL "vigil-faces"
 
 static struct {
-    pid_t pid;
-    int port;
-    struct vg_aws *aws;
+    struct fake_env f;
     void *face_img, *other_img;
     size_t face_len, other_len;
 } g;
@@ -56,17 +54,12 @@ static int group_setup(void **state)
     g.other_img = slurp(DATA_DIR "baboon.jpg", &g.other_len);
     if (!g.face_img || !g.other_img)
         return -1;
-    g.pid = fixture_fake_aws_start(&g.port);
-    if (g.port == 0)
-        return -1;
-    fake_ctl_init(g.port);
-    return vg_aws_create(&g.aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
+    return fake_env_start(&g.f);
 }
 
 static int group_teardown(void **state)
 {
-    vg_aws_destroy(g.aws);
-    fixture_stop(g.pid);
+    fake_env_stop(&g.f);
     free(g.face_img);
     free(g.other_img);
     return 0;
@@ -92,14 +85,14 @@ static void collection_lifecycle(void **state)
     struct vg_rek_deleted del;
     char token[VG_REK_TOKEN_MAX] = "";
 
-    assert_int_equal(vg_rek_create_collection(g.aws, COLL, &col), VG_OK);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, COLL, &col), VG_OK);
     assert_false(col.already_existed);
     assert_non_null(strstr(col.arn, "collection/" COLL));
     assert_string_equal(col.face_model_version, "6.0");
-    assert_int_equal(vg_rek_create_collection(g.aws, COLL, &col), VG_OK);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, COLL, &col), VG_OK);
     assert_true(col.already_existed);
 
-    assert_int_equal(vg_rek_index_faces(g.aws, COLL, g.face_img, g.face_len, "cam-1:alice", 1,
+    assert_int_equal(vg_rek_index_faces(g.f.aws, COLL, g.face_img, g.face_len, "cam-1:alice", 1,
                                         &idx), VG_OK);
     assert_int_equal(idx.n, 1);
     assert_int_equal(strlen(idx.faces[0].face_id), 36);
@@ -107,14 +100,14 @@ static void collection_lifecycle(void **state)
     assert_true(idx.faces[0].confidence > 90);
     assert_true(idx.faces[0].box.w > 0 && idx.faces[0].box.h > 0);
 
-    assert_int_equal(vg_rek_list_faces(g.aws, COLL, 100, token, &list), VG_OK);
+    assert_int_equal(vg_rek_list_faces(g.f.aws, COLL, 100, token, &list), VG_OK);
     assert_int_equal(list.n, 1);
     assert_string_equal(list.faces[0].face_id, idx.faces[0].face_id);
     assert_string_equal(list.faces[0].external_image_id, "cam-1:alice");
     assert_string_equal(token, "");
     vg_rek_face_list_free(&list);
 
-    assert_int_equal(vg_rek_search_faces_by_image(g.aws, COLL, g.face_img, g.face_len, 80, 5,
+    assert_int_equal(vg_rek_search_faces_by_image(g.f.aws, COLL, g.face_img, g.face_len, 80, 5,
                                                   &s), VG_OK);
     assert_true(s.face_found);
     assert_int_equal(s.n, 1);
@@ -124,26 +117,26 @@ static void collection_lifecycle(void **state)
     assert_true(s.searched_confidence > 90 && s.searched_box.w > 0);
     vg_rek_search_free(&s);
 
-    assert_int_equal(vg_rek_search_faces_by_image(g.aws, COLL, g.other_img, g.other_len, 80, 5,
+    assert_int_equal(vg_rek_search_faces_by_image(g.f.aws, COLL, g.other_img, g.other_len, 80, 5,
                                                   &s), VG_OK);
     assert_true(s.face_found);
     assert_int_equal(s.n, 0);
     vg_rek_search_free(&s);
 
     const char *ids[] = {idx.faces[0].face_id};
-    assert_int_equal(vg_rek_delete_faces(g.aws, COLL, ids, 1, &del), VG_OK);
+    assert_int_equal(vg_rek_delete_faces(g.f.aws, COLL, ids, 1, &del), VG_OK);
     assert_int_equal(del.n, 1);
     assert_string_equal(del.face_ids[0], idx.faces[0].face_id);
     assert_int_equal(del.n_unsuccessful, 0);
     vg_rek_deleted_free(&del);
-    assert_int_equal(vg_rek_delete_faces(g.aws, COLL, ids, 1, &del), VG_OK);
+    assert_int_equal(vg_rek_delete_faces(g.f.aws, COLL, ids, 1, &del), VG_OK);
     assert_int_equal(del.n, 0);
     assert_int_equal(del.n_unsuccessful, 1);
     vg_rek_deleted_free(&del);
     vg_rek_deleted_free(&del); /* twice is fine */
     vg_rek_indexed_free(&idx);
 
-    assert_int_equal(vg_rek_list_faces(g.aws, COLL, 100, NULL, &list), VG_OK);
+    assert_int_equal(vg_rek_list_faces(g.f.aws, COLL, 100, NULL, &list), VG_OK);
     assert_int_equal(list.n, 0);
     assert_null(list.faces);
     vg_rek_face_list_free(&list);
@@ -155,18 +148,18 @@ static void list_pages(void **state)
     struct vg_rek_indexed idx;
     struct vg_rek_face_list list;
     char token[VG_REK_TOKEN_MAX] = "";
-    assert_int_equal(vg_rek_create_collection(g.aws, COLL, &col), VG_OK);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, COLL, &col), VG_OK);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(vg_rek_index_faces(g.aws, COLL, g.face_img, g.face_len, NULL, 1, &idx),
+        assert_int_equal(vg_rek_index_faces(g.f.aws, COLL, g.face_img, g.face_len, NULL, 1, &idx),
                          VG_OK);
         assert_string_equal(idx.faces[0].external_image_id, "");
         vg_rek_indexed_free(&idx);
     }
-    assert_int_equal(vg_rek_list_faces(g.aws, COLL, 2, token, &list), VG_OK);
+    assert_int_equal(vg_rek_list_faces(g.f.aws, COLL, 2, token, &list), VG_OK);
     assert_int_equal(list.n, 2);
     assert_string_not_equal(token, "");
     vg_rek_face_list_free(&list);
-    assert_int_equal(vg_rek_list_faces(g.aws, COLL, 2, token, &list), VG_OK);
+    assert_int_equal(vg_rek_list_faces(g.f.aws, COLL, 2, token, &list), VG_OK);
     assert_int_equal(list.n, 1);
     assert_string_equal(token, "");
     vg_rek_face_list_free(&list);
@@ -177,14 +170,14 @@ static void search_without_face_is_no_match(void **state)
     struct vg_rek_collection col;
     struct vg_rek_search s;
     struct vg_rek_indexed idx;
-    assert_int_equal(vg_rek_create_collection(g.aws, COLL, &col), VG_OK);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, COLL, &col), VG_OK);
     memset(&s, 0x5a, sizeof(s));
-    assert_int_equal(vg_rek_search_faces_by_image(g.aws, COLL, no_face, sizeof(no_face) - 1,
+    assert_int_equal(vg_rek_search_faces_by_image(g.f.aws, COLL, no_face, sizeof(no_face) - 1,
                                                   80, 5, &s), VG_OK);
     assert_false(s.face_found);
     assert_int_equal(s.n, 0);
     assert_null(s.matches);
-    assert_int_equal(vg_rek_index_faces(g.aws, COLL, no_face, sizeof(no_face) - 1, "x", 1,
+    assert_int_equal(vg_rek_index_faces(g.f.aws, COLL, no_face, sizeof(no_face) - 1, "x", 1,
                                         &idx), VG_OK);
     assert_int_equal(idx.n, 0);
     vg_rek_indexed_free(&idx);
@@ -193,7 +186,7 @@ static void search_without_face_is_no_match(void **state)
 static void detect_labels(void **state)
 {
     struct vg_rek_labels l;
-    assert_int_equal(vg_rek_detect_labels(g.aws, g.face_img, g.face_len, 50, 10, &l), VG_OK);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, g.face_img, g.face_len, 50, 10, &l), VG_OK);
     assert_int_equal(l.n, 1); /* Package (40) is below 50 */
     assert_string_equal(l.labels[0].name, "Person");
     assert_true(l.labels[0].confidence > 98 && l.labels[0].confidence < 99);
@@ -203,7 +196,7 @@ static void detect_labels(void **state)
     assert_string_equal(l.model_version, "3.0");
     vg_rek_labels_free(&l);
 
-    assert_int_equal(vg_rek_detect_labels(g.aws, g.face_img, g.face_len, 0, 0, &l), VG_OK);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, g.face_img, g.face_len, 0, 0, &l), VG_OK);
     assert_int_equal(l.n, 2);
     vg_rek_labels_free(&l);
 
@@ -213,7 +206,7 @@ static void detect_labels(void **state)
             "{\"Name\":\"Transportation\"}],\"Instances\":[{\"Confidence\":91.5,\"BoundingBox\":"
             "{\"Left\":0.1,\"Top\":0.2,\"Width\":0.3,\"Height\":0.4}},{\"Confidence\":80,"
             "\"BoundingBox\":{\"Left\":0.5,\"Top\":0.5,\"Width\":0.1,\"Height\":0.1}}]}]}");
-    assert_int_equal(vg_rek_detect_labels(g.aws, g.face_img, g.face_len, 0, 5, &l), VG_OK);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, g.face_img, g.face_len, 0, 5, &l), VG_OK);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.labels[0].name, "Car");
     assert_int_equal(l.labels[0].n_parents, 2);
@@ -223,7 +216,7 @@ static void detect_labels(void **state)
     assert_true(l.labels[0].instances[1].box.x == 0.5 && l.labels[0].instances[1].confidence == 80);
     vg_rek_labels_free(&l);
 
-    assert_int_equal(vg_rek_detect_labels(g.aws, no_face, sizeof(no_face) - 1, 0, 5, &l), VG_OK);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, no_face, sizeof(no_face) - 1, 0, 5, &l), VG_OK);
     assert_int_equal(l.n, 0);
     vg_rek_labels_free(&l);
 }
@@ -231,14 +224,14 @@ static void detect_labels(void **state)
 static void detect_faces(void **state)
 {
     struct vg_rek_faces f;
-    assert_int_equal(vg_rek_detect_faces(g.aws, g.face_img, g.face_len, &f), VG_OK);
+    assert_int_equal(vg_rek_detect_faces(g.f.aws, g.face_img, g.face_len, &f), VG_OK);
     assert_int_equal(f.n, 1);
     assert_true(f.faces[0].box.x == 0.375 && f.faces[0].box.y == 0.2 &&
                 f.faces[0].box.w == 0.25 && f.faces[0].box.h == 0.4);
     assert_true(f.faces[0].confidence > 99);
     assert_true(f.faces[0].yaw == -1.5 && f.faces[0].sharpness == 90);
     vg_rek_faces_free(&f);
-    assert_int_equal(vg_rek_detect_faces(g.aws, no_face, sizeof(no_face) - 1, &f), VG_OK);
+    assert_int_equal(vg_rek_detect_faces(g.f.aws, no_face, sizeof(no_face) - 1, &f), VG_OK);
     assert_int_equal(f.n, 0);
     vg_rek_faces_free(&f);
 }
@@ -255,33 +248,33 @@ static void bad_input_refused_locally(void **state)
     char long_id[300];
     assert_non_null(img);
     memcpy(img, "\xff\xd8", 2);
-    assert_int_equal(vg_rek_detect_labels(g.aws, img, big, 50, 10, &l), VG_ERR_TOO_LARGE);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, img, big, 50, 10, &l), VG_ERR_TOO_LARGE);
     assert_non_null(strstr(vg_err_detail(), "image is 5242881 bytes; Rekognition accepts at "
                                             "most 5242880"));
-    assert_int_equal(vg_rek_search_faces_by_image(g.aws, COLL, img, big, 80, 1, &s),
+    assert_int_equal(vg_rek_search_faces_by_image(g.f.aws, COLL, img, big, 80, 1, &s),
                      VG_ERR_TOO_LARGE);
-    assert_int_equal(vg_rek_detect_labels(g.aws, img, 0, 50, 10, &l), VG_ERR_INVALID);
-    assert_int_equal(vg_rek_detect_labels(g.aws, NULL, 10, 50, 10, &l), VG_ERR_INVALID);
-    assert_int_equal(vg_rek_detect_labels(g.aws, img, 10, 101, 10, &l), VG_ERR_INVALID);
-    assert_int_equal(vg_rek_detect_labels(g.aws, img, 10, 50, VG_REK_MAX_LABELS + 1, &l),
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, img, 0, 50, 10, &l), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, NULL, 10, 50, 10, &l), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, img, 10, 101, 10, &l), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, img, 10, 50, VG_REK_MAX_LABELS + 1, &l),
                      VG_ERR_INVALID);
     free(img);
 
-    assert_int_equal(vg_rek_create_collection(g.aws, "bad/id", &col), VG_ERR_INVALID);
-    assert_int_equal(vg_rek_create_collection(g.aws, "", &col), VG_ERR_INVALID);
-    assert_int_equal(vg_rek_create_collection(g.aws, "a:b", &col), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, "bad/id", &col), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, "", &col), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, "a:b", &col), VG_ERR_INVALID);
     memset(long_id, 'a', 256);
     long_id[256] = '\0';
-    assert_int_equal(vg_rek_create_collection(g.aws, long_id, &col), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_create_collection(g.f.aws, long_id, &col), VG_ERR_INVALID);
     long_id[255] = '\0'; /* 255 is the limit: accepted */
-    assert_int_equal(vg_rek_create_collection(g.aws, long_id, &col), VG_OK);
-    assert_int_equal(vg_rek_index_faces(g.aws, COLL, g.face_img, g.face_len, "a b", 1, &idx),
+    assert_int_equal(vg_rek_create_collection(g.f.aws, long_id, &col), VG_OK);
+    assert_int_equal(vg_rek_index_faces(g.f.aws, COLL, g.face_img, g.face_len, "a b", 1, &idx),
                      VG_ERR_INVALID);
-    assert_int_equal(vg_rek_index_faces(g.aws, COLL, g.face_img, g.face_len, "x", 0, &idx),
+    assert_int_equal(vg_rek_index_faces(g.f.aws, COLL, g.face_img, g.face_len, "x", 0, &idx),
                      VG_ERR_INVALID);
     const char *ids[] = {"not-a-uuid"};
-    assert_int_equal(vg_rek_delete_faces(g.aws, COLL, ids, 1, &del), VG_ERR_INVALID);
-    assert_int_equal(vg_rek_delete_faces(g.aws, COLL, ids, 0, &del), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_delete_faces(g.f.aws, COLL, ids, 1, &del), VG_ERR_INVALID);
+    assert_int_equal(vg_rek_delete_faces(g.f.aws, COLL, ids, 0, &del), VG_ERR_INVALID);
     /* Only the valid 255-char create reached the fake. */
     assert_int_equal(fake_count("rekognition.*"), 1);
 }
@@ -290,11 +283,11 @@ static void unknown_collection_not_found(void **state)
 {
     struct vg_rek_search s;
     struct vg_rek_face_list list;
-    assert_int_equal(vg_rek_search_faces_by_image(g.aws, "no-such-collection", g.face_img,
+    assert_int_equal(vg_rek_search_faces_by_image(g.f.aws, "no-such-collection", g.face_img,
                                                   g.face_len, 80, 1, &s), VG_ERR_NOT_FOUND);
     assert_non_null(strstr(vg_err_detail(), "ResourceNotFoundException"));
     assert_string_equal(vg_aws_last_error_code(), "ResourceNotFoundException");
-    assert_int_equal(vg_rek_list_faces(g.aws, "no-such-collection", 10, NULL, &list),
+    assert_int_equal(vg_rek_list_faces(g.f.aws, "no-such-collection", 10, NULL, &list),
                      VG_ERR_NOT_FOUND);
     assert_non_null(strstr(vg_err_detail(), "does not exist"));
 }
@@ -304,14 +297,14 @@ static void throttling_retried(void **state)
     struct vg_rek_labels l;
     fake_do("POST", "/_fake/fail", "{\"api\":\"rekognition.DetectLabels\",\"count\":2,"
                                    "\"status\":400,\"code\":\"ThrottlingException\"}");
-    assert_int_equal(vg_rek_detect_labels(g.aws, g.face_img, g.face_len, 50, 10, &l), VG_OK);
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, g.face_img, g.face_len, 50, 10, &l), VG_OK);
     assert_int_equal(l.n, 1);
     vg_rek_labels_free(&l);
     assert_int_equal(fake_count("rekognition.DetectLabels"), 3);
 
     fake_do("POST", "/_fake/fail", "{\"api\":\"rekognition.DetectLabels\",\"count\":5,"
                                    "\"status\":400,\"code\":\"ThrottlingException\"}");
-    assert_int_equal(vg_rek_detect_labels(g.aws, g.face_img, g.face_len, 50, 10, &l),
+    assert_int_equal(vg_rek_detect_labels(g.f.aws, g.face_img, g.face_len, 50, 10, &l),
                      VG_ERR_THROTTLED);
     assert_non_null(strstr(vg_err_detail(), "ThrottlingException"));
     assert_int_equal(fake_count("rekognition.DetectLabels"), 6);
@@ -322,7 +315,7 @@ static void server_error_retried(void **state)
     struct vg_rek_faces f;
     fake_do("POST", "/_fake/fail", "{\"api\":\"rekognition.DetectFaces\",\"count\":1,"
                                    "\"status\":500,\"code\":\"InternalServerError\"}");
-    assert_int_equal(vg_rek_detect_faces(g.aws, g.face_img, g.face_len, &f), VG_OK);
+    assert_int_equal(vg_rek_detect_faces(g.f.aws, g.face_img, g.face_len, &f), VG_OK);
     assert_int_equal(f.n, 1);
     vg_rek_faces_free(&f);
     assert_int_equal(fake_count("rekognition.DetectFaces"), 2);

@@ -18,26 +18,19 @@
 #define TOPIC "arn:aws:sns:us-east-1:123456789012:vigil-alerts"
 
 static struct {
-    pid_t pid;
-    int port;
-    struct vg_aws *aws;
+    struct fake_env f;
 } g;
 
 /* ---- fixtures ------------------------------------------------------------- */
 
 static int group_setup(void **state)
 {
-    g.pid = fixture_fake_aws_start(&g.port);
-    if (g.port == 0)
-        return -1;
-    fake_ctl_init(g.port);
-    return vg_aws_create(&g.aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
+    return fake_env_start(&g.f);
 }
 
 static int group_teardown(void **state)
 {
-    vg_aws_destroy(g.aws);
-    fixture_stop(g.pid);
+    fake_env_stop(&g.f);
     return 0;
 }
 
@@ -64,7 +57,7 @@ static void topic_with_subject_and_attributes(void **state)
     struct vg_sns_message m = {.topic_arn = TOPIC, .subject = "vigil: person at front-door",
                                .message = text, .attrs = attrs, .n_attrs = 3};
     char id[VG_SNS_MESSAGE_ID_MAX];
-    assert_int_equal(vg_sns_publish(g.aws, &m, id), VG_OK);
+    assert_int_equal(vg_sns_publish(g.f.aws, &m, id), VG_OK);
     assert_int_equal(strlen(id), 36);
 
     json_t *all = published(), *msg = json_array_get(all, 0);
@@ -90,7 +83,7 @@ static void sms(void **state)
     struct vg_sns_message m = {.phone_number = "+14155550123", .message = "vigil: person at "
                                "front-door", .attrs = attrs, .n_attrs = 1};
     char id[VG_SNS_MESSAGE_ID_MAX];
-    assert_int_equal(vg_sns_publish(g.aws, &m, id), VG_OK);
+    assert_int_equal(vg_sns_publish(g.f.aws, &m, id), VG_OK);
     json_t *all = published(), *msg = json_array_get(all, 0);
     assert_string_equal(json_string_value(json_object_get(msg, "PhoneNumber")), "+14155550123");
     assert_true(json_is_null(json_object_get(msg, "TopicArn")));
@@ -101,7 +94,7 @@ static void sms(void **state)
 static vg_status publish(const struct vg_sns_message *m)
 {
     char id[VG_SNS_MESSAGE_ID_MAX] = "untouched";
-    vg_status st = vg_sns_publish(g.aws, m, id);
+    vg_status st = vg_sns_publish(g.f.aws, m, id);
     if (st != VG_OK)
         assert_string_equal(id, "untouched");
     return st;

@@ -17,26 +17,19 @@
 #include "fixture.h"
 
 static struct {
-    pid_t pid;
-    int port;
-    struct vg_aws *aws;
+    struct fake_env f;
 } g;
 
 /* ---- fixtures ------------------------------------------------------------- */
 
 static int group_setup(void **state)
 {
-    g.pid = fixture_fake_aws_start(&g.port);
-    if (g.port == 0)
-        return -1;
-    fake_ctl_init(g.port);
-    return vg_aws_create(&g.aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
+    return fake_env_start(&g.f);
 }
 
 static int group_teardown(void **state)
 {
-    vg_aws_destroy(g.aws);
-    fixture_stop(g.pid);
+    fake_env_stop(&g.f);
     return 0;
 }
 
@@ -68,7 +61,7 @@ static int restore_env(void **state)
 static void caller_identity(void **state)
 {
     struct vg_sts_identity id;
-    assert_int_equal(vg_sts_get_caller_identity(g.aws, &id), VG_OK);
+    assert_int_equal(vg_sts_get_caller_identity(g.f.aws, &id), VG_OK);
     assert_string_equal(id.account, "123456789012");
     assert_string_equal(id.arn, "arn:aws:iam::123456789012:user/test");
     assert_true(!strncmp(id.user_id, "AIDA", 4) && strlen(id.user_id) > 4);

@@ -16,6 +16,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "aws/client.h"
+#include "fixture.h"
+
 static int fake_ctl_port;
 
 static inline void fake_ctl_init(int port)
@@ -78,6 +81,29 @@ static inline size_t fake_count(const char *api)
     size_t n = json_array_size(j);
     json_decref(j);
     return n;
+}
+
+/* The fake and one AWS client pointed at it, for a test program's group
+ * setup and teardown. */
+struct fake_env {
+    pid_t pid;
+    int port;
+    struct vg_aws *aws;
+};
+
+static inline int fake_env_start(struct fake_env *e)
+{
+    e->pid = fixture_fake_aws_start(&e->port);
+    if (e->port == 0)
+        return -1;
+    fake_ctl_init(e->port);
+    return vg_aws_create(&e->aws, &(struct vg_aws_opts){0}) == VG_OK ? 0 : -1;
+}
+
+static inline void fake_env_stop(struct fake_env *e)
+{
+    vg_aws_destroy(e->aws);
+    fixture_stop(e->pid);
 }
 
 #endif
