@@ -68,6 +68,17 @@ static vg_status encode(struct vg_jpeg *j, const uint8_t *const planes[3], const
     return VG_OK;
 }
 
+/* Callers may pass no handle: make a temporary one in *tmp (freed by them). */
+static vg_status use_or_make(struct vg_jpeg **j, struct vg_jpeg **tmp)
+{
+    if (*j)
+        return VG_OK;
+    vg_status st = vg_jpeg_create(tmp);
+    if (st == VG_OK)
+        *j = *tmp;
+    return st;
+}
+
 vg_status vg_jpeg_encode_yuv420(struct vg_jpeg *j, const uint8_t *const planes[3],
                                 const int strides[3], int width, int height, int quality,
                                 uint8_t **out, size_t *len)
@@ -81,12 +92,8 @@ vg_status vg_jpeg_encode_yuv420(struct vg_jpeg *j, const uint8_t *const planes[3
                      height, quality);
         goto out;
     }
-    if (!j) {
-        st = vg_jpeg_create(&tmp);
-        if (st != VG_OK)
-            goto out;
-        j = tmp;
-    }
+    if ((st = use_or_make(&j, &tmp)) != VG_OK)
+        goto out;
     st = encode(j, planes, strides, width, height, quality, out, len);
 out:
     vg_jpeg_destroy(tmp);
@@ -118,12 +125,8 @@ vg_status vg_jpeg_dims(struct vg_jpeg *j, const uint8_t *data, size_t len, int *
         st = vg_errf(VG_ERR_DECODE, "jpeg: empty input");
         goto out;
     }
-    if (!j) {
-        st = vg_jpeg_create(&tmp);
-        if (st != VG_OK)
-            goto out;
-        j = tmp;
-    }
+    if ((st = use_or_make(&j, &tmp)) != VG_OK)
+        goto out;
     st = need_handle(&j->dec, 0);
     if (st == VG_OK)
         st = read_dims(j->dec, data, len, width, height);
@@ -184,12 +187,8 @@ static vg_status decode_as(struct vg_jpeg *j, const uint8_t *data, size_t len,
         st = vg_errf(VG_ERR_INVALID, "jpeg decode: bad arguments");
         goto out;
     }
-    if (!j) {
-        st = vg_jpeg_create(&tmp);
-        if (st != VG_OK)
-            goto out;
-        j = tmp;
-    }
+    if ((st = use_or_make(&j, &tmp)) != VG_OK)
+        goto out;
     st = decode(j, data, len, max_pixels, pixel_format, pixels, width, height);
 out:
     vg_jpeg_destroy(tmp);

@@ -109,19 +109,8 @@ static inline pid_t fixture_sigv4_proxy_start(const char *service, int upstream_
                     "--access-key", FIXTURE_AWS_KEY, "--secret-key", FIXTURE_AWS_SECRET,
                     "--region", FIXTURE_AWS_REGION,
                     upstream_key ? "--upstream-access-key" : NULL, (char *)upstream_key, NULL};
-    int64_t start = vg_mono_us();
     pid_t pid = emulator_spawn(argv);
-    *port = 0;
-    while (pid > 0 && *port == 0 && vg_mono_us() - start < EMULATOR_START_TIMEOUT_US) {
-        FILE *f = fopen(port_file, "r");
-        if (f) {
-            if (fscanf(f, "%d", port) != 1)
-                *port = 0;
-            fclose(f);
-        }
-        if (*port == 0)
-            vg_sleep_us(10000);
-    }
+    *port = pid > 0 ? fixture_read_port_file(port_file, EMULATOR_START_TIMEOUT_US) : 0;
     unlink(port_file);
     if (*port == 0) {
         fixture_stop(pid);
@@ -130,18 +119,5 @@ static inline pid_t fixture_sigv4_proxy_start(const char *service, int upstream_
     return emulator_wait_port(pid, *port, "sigv4 proxy");
 }
 
-/* The test credentials and region, and no way to real AWS credentials. */
-static inline void fixture_aws_test_env(void)
-{
-    setenv("AWS_ACCESS_KEY_ID", FIXTURE_AWS_KEY, 1);
-    setenv("AWS_SECRET_ACCESS_KEY", FIXTURE_AWS_SECRET, 1);
-    unsetenv("AWS_SESSION_TOKEN");
-    unsetenv("AWS_PROFILE");
-    unsetenv("AWS_ENDPOINT_URL");
-    setenv("AWS_REGION", FIXTURE_AWS_REGION, 1);
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
-    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
-}
 
 #endif

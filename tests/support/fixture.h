@@ -73,6 +73,39 @@ static inline void fixture_stop(pid_t pid)
 #define FIXTURE_AWS_SECRET "vigil/test/secret+key"
 #define FIXTURE_AWS_REGION "us-east-1"
 
+/* The port a server wrote to path once listening; 0 if none within timeout_us. */
+static inline int fixture_read_port_file(const char *path, int64_t timeout_us)
+{
+    int port = 0;
+    int64_t start = vg_mono_us();
+    while (port == 0 && vg_mono_us() - start < timeout_us) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1)
+                port = 0;
+            fclose(f);
+        }
+        if (port == 0)
+            vg_sleep_us(10000);
+    }
+    return port;
+}
+
+/* The test credentials and region, and no way to real AWS credentials or
+ * endpoints: no IMDS, no profile files, no AWS_ENDPOINT_URL. */
+static inline void fixture_aws_test_env(void)
+{
+    setenv("AWS_ACCESS_KEY_ID", FIXTURE_AWS_KEY, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", FIXTURE_AWS_SECRET, 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    unsetenv("AWS_ENDPOINT_URL");
+    setenv("AWS_REGION", FIXTURE_AWS_REGION, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+}
+
 /* Start the AWS fake on a free port; *port gets it. Points the AWS client
  * at it (AWS_ENDPOINT_URL) with the test credentials, and keeps the tests
  * away from any real AWS: no IMDS, no profile files. */
@@ -93,29 +126,12 @@ static inline pid_t fixture_fake_aws_start(int *port)
                "--region", FIXTURE_AWS_REGION, (char *)NULL);
         _exit(127);
     }
-    *port = 0;
-    for (int i = 0; i < 1000 && *port == 0; i++) {
-        FILE *f = fopen(port_file, "r");
-        if (f) {
-            if (fscanf(f, "%d", port) != 1)
-                *port = 0;
-            fclose(f);
-        }
-        if (*port == 0)
-            vg_sleep_us(10000);
-    }
+    *port = fixture_read_port_file(port_file, 10LL * 1000000);
     unlink(port_file);
     char url[64];
+    fixture_aws_test_env();
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", *port);
     setenv("AWS_ENDPOINT_URL", url, 1);
-    setenv("AWS_ACCESS_KEY_ID", FIXTURE_AWS_KEY, 1);
-    setenv("AWS_SECRET_ACCESS_KEY", FIXTURE_AWS_SECRET, 1);
-    unsetenv("AWS_SESSION_TOKEN");
-    unsetenv("AWS_PROFILE");
-    setenv("AWS_REGION", FIXTURE_AWS_REGION, 1);
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
-    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
     return pid;
 }
 #endif
