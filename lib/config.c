@@ -11,7 +11,7 @@
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
 
-enum ftype { F_STR, F_INT, F_DBL, F_BOOL, F_MAP, F_LIST };
+enum ftype { F_STR, F_INT, F_DBL, F_BOOL, F_MAP, F_LIST, F_ANYMAP, F_ENUM };
 
 struct ctx;
 /* Binds a sequence node into the struct at base. */
@@ -25,6 +25,7 @@ struct field {
     double min, max;     /* F_INT, F_DBL */
     const struct field *sub; /* F_MAP: fields of the nested map (same base) */
     list_fn list;        /* F_LIST */
+    const char *const *values; /* F_ENUM: NULL-terminated names, stored as int index */
 };
 
 struct ctx {
@@ -32,13 +33,19 @@ struct ctx {
     struct vg_config *cfg;
 };
 
-#define STR(k, s, m) {k, F_STR, offsetof(s, m), sizeof(((s *)0)->m), 0, 0, NULL, NULL}
-#define INT(k, s, m, lo, hi) {k, F_INT, offsetof(s, m), 0, lo, hi, NULL, NULL}
-#define DBL(k, s, m, lo, hi) {k, F_DBL, offsetof(s, m), 0, lo, hi, NULL, NULL}
-#define BOOL(k, s, m) {k, F_BOOL, offsetof(s, m), 0, 0, 0, NULL, NULL}
-#define MAP(k, t) {k, F_MAP, 0, 0, 0, 0, t, NULL}
-#define LIST(k, fn) {k, F_LIST, 0, 0, 0, 0, NULL, fn}
-#define END {NULL, F_STR, 0, 0, 0, 0, NULL, NULL}
+#define STR(k, s, m) {k, F_STR, offsetof(s, m), sizeof(((s *)0)->m), 0, 0, NULL, NULL, NULL}
+#define INT(k, s, m, lo, hi) {k, F_INT, offsetof(s, m), 0, lo, hi, NULL, NULL, NULL}
+#define DBL(k, s, m, lo, hi) {k, F_DBL, offsetof(s, m), 0, lo, hi, NULL, NULL, NULL}
+#define BOOL(k, s, m) {k, F_BOOL, offsetof(s, m), 0, 0, 0, NULL, NULL, NULL}
+#define ENUM(k, s, m, v) {k, F_ENUM, offsetof(s, m), 0, 0, 0, NULL, NULL, v}
+#define MAP(k, t) {k, F_MAP, 0, 0, 0, 0, t, NULL, NULL}
+#define LIST(k, fn) {k, F_LIST, 0, 0, 0, 0, NULL, fn, NULL}
+/* A map this loader does not bind: its owner does (backend settings, opts.h). */
+#define ANYMAP(k) {k, F_ANYMAP, 0, 0, 0, 0, NULL, NULL, NULL}
+#define END {NULL, F_STR, 0, 0, 0, 0, NULL, NULL, NULL}
+
+static const char *const sample_modes[] = {"fps", "every_n", "keyframes", NULL};
+static const char *const faces_modes[] = {"auto", "on", "off", NULL};
 
 /* ---- tables ---------------------------------------------------------- */
 
@@ -46,12 +53,21 @@ static vg_status bind_cameras(struct ctx *c, const struct vg_ynode *seq, void *b
 static vg_status bind_watch(struct ctx *c, const struct vg_ynode *seq, void *base);
 static vg_status bind_sinks(struct ctx *c, const struct vg_ynode *seq, void *base);
 static vg_status bind_rate_limits(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_cam_chain(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_default_chain(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_zones(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_object_masks(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_motion_masks(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_filters(struct ctx *c, const struct vg_ynode *seq, void *base);
+static vg_status bind_label_watch_list(struct ctx *c, const struct vg_ynode *seq, void *base);
 
 static const struct field motion_fields[] = {
     INT("width", struct vg_camera_cfg, motion_width, 32, 1920),
     INT("threshold", struct vg_camera_cfg, motion_threshold, 1, 255),
     DBL("min_area", struct vg_camera_cfg, motion_min_area, 0, 1),
     DBL("alpha", struct vg_camera_cfg, motion_alpha, 0.001, 1),
+    DBL("max_area", struct vg_camera_cfg, motion_max_area, 0.01, 1),
+    LIST("masks", bind_motion_masks),
     END,
 };
 
@@ -64,8 +80,26 @@ static const struct field camera_fields[] = {
     INT("detect_width", struct vg_camera_cfg, detect_width, 64, 7680),
     INT("jpeg_quality", struct vg_camera_cfg, jpeg_quality, 10, 100),
     INT("reconnect_max_s", struct vg_camera_cfg, reconnect_max_s, 1, 3600),
+    ENUM("sample", struct vg_camera_cfg, sample_mode, sample_modes),
+    INT("every_n", struct vg_camera_cfg, every_n, 1, 10000),
+    DBL("keepalive_s", struct vg_camera_cfg, keepalive_s, 0, 86400),
+    BOOL("publish_all", struct vg_camera_cfg, publish_all),
     MAP("motion", motion_fields),
+    LIST("detectors", bind_cam_chain),
+    LIST("zones", bind_zones),
+    LIST("object_masks", bind_object_masks),
+    LIST("filters", bind_filters),
     LIST("watch", bind_watch),
+    LIST("label_watch_list", bind_label_watch_list),
+    DBL("label_watch_min_conf", struct vg_camera_cfg, label_watch_min_conf, 0, 100),
+    END,
+};
+
+static const struct field filter_fields[] = {
+    STR("label", struct vg_filter, label),
+    DBL("min_confidence", struct vg_filter, min_confidence, 0, 1),
+    DBL("min_area", struct vg_filter, min_area, 0, 1),
+    DBL("max_area", struct vg_filter, max_area, 0, 1),
     END,
 };
 
@@ -88,9 +122,18 @@ static const struct field sink_fields[] = {
 };
 
 static const struct field dispatch_fields[] = {
-    STR("detector", struct vg_config, dispatch.detector),
+    LIST("detectors", bind_default_chain),
+    STR("detector", struct vg_config, dispatch.detectors[0]), /* a chain of one */
     STR("snapshot_dir", struct vg_config, dispatch.snapshot_dir),
+    BOOL("snapshot_boxes", struct vg_config, dispatch.snapshot_boxes),
+    INT("snapshot_max_age_h", struct vg_config, dispatch.snapshot_max_age_h, 0, 24 * 3650),
+    INT("snapshot_max_mb", struct vg_config, dispatch.snapshot_max_mb, 0, 1 << 24),
     INT("workers", struct vg_config, dispatch.workers, 1, 64),
+    INT("max_frame_age_ms", struct vg_config, dispatch.max_frame_age_ms, 10, 600000),
+    INT("detect_timeout_ms", struct vg_config, dispatch.detect_timeout_ms, 10, 600000),
+    ENUM("faces", struct vg_config, dispatch.faces, faces_modes),
+    INT("face_margin_px", struct vg_config, dispatch.face_margin_px, 0, 1000),
+    INT("max_faces", struct vg_config, dispatch.max_faces, 0, 16),
     END,
 };
 
@@ -150,6 +193,7 @@ static const struct field top_fields[] = {
     MAP("aws", aws_fields),
     MAP("faces", faces_fields),
     MAP("dispatch", dispatch_fields),
+    ANYMAP("detectors"),
     MAP("facematch", facematch_fields),
     MAP("dedupe", dedupe_fields),
     MAP("notifier", notifier_fields),
@@ -169,7 +213,11 @@ static void camera_defaults(struct vg_camera_cfg *cam)
     cam->motion_threshold = 25;
     cam->motion_min_area = 0.002;
     cam->motion_alpha = 0.05;
+    cam->motion_max_area = 0.8;
     cam->reconnect_max_s = 30;
+    cam->every_n = 30;
+    cam->keepalive_s = 10;
+    cam->label_watch_min_conf = 90;
 }
 
 static void sink_defaults(struct vg_sink_cfg *s)
@@ -193,8 +241,17 @@ void vg_cfg_defaults(struct vg_config *cfg)
     cfg->aws.max_attempts = 3;
     strcpy(cfg->faces.collection, "vigil-faces");
     strcpy(cfg->faces.profile_table, "vigil-profiles");
-    strcpy(cfg->dispatch.detector, "motion");
-    cfg->dispatch.workers = 1;
+    cfg->dispatch.n_detectors = 2;
+    strcpy(cfg->dispatch.detectors[0], "motion");
+    strcpy(cfg->dispatch.detectors[1], "opencv");
+    cfg->dispatch.snapshot_max_age_h = 72;
+    cfg->dispatch.snapshot_max_mb = 1024;
+    cfg->dispatch.workers = 2;
+    cfg->dispatch.max_frame_age_ms = 2000;
+    cfg->dispatch.detect_timeout_ms = 2000;
+    cfg->dispatch.faces = VG_FACES_AUTO;
+    cfg->dispatch.face_margin_px = 25;
+    cfg->dispatch.max_faces = 4;
     strcpy(cfg->facematch.matcher, "none");
     cfg->dedupe.window_s = 30;
     cfg->notifier.ack_wait_s = 30;
@@ -208,6 +265,18 @@ void vg_cfg_defaults(struct vg_config *cfg)
 
 static vg_status bind_map(struct ctx *c, const struct vg_ynode *map, const struct field *fields,
                           void *base, const char *where);
+
+/* "a, b, c" of a NULL-terminated list, for messages. */
+static const char *join_values(const char *const *values)
+{
+    static _Thread_local char buf[256];
+    buf[0] = '\0';
+    for (int i = 0; values[i]; i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? ", " : "", values[i]);
+    }
+    return buf;
+}
 
 static vg_status bind_scalar(struct ctx *c, const struct field *f, const struct vg_ynode *v,
                              void *base, const char *where)
@@ -235,6 +304,14 @@ static vg_status bind_scalar(struct ctx *c, const struct field *f, const struct 
             return vg_errf(VG_ERR_CONFIG, "%s:%d: %s%s must be true or false, not \"%s\"",
                            c->name, v->line, where, f->key, s);
         return VG_OK;
+    case F_ENUM:
+        for (int i = 0; f->values[i]; i++)
+            if (!strcmp(f->values[i], s)) {
+                *(int *)dst = i;
+                return VG_OK;
+            }
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: %s%s \"%s\" is not one of: %s", c->name,
+                       v->line, where, f->key, s, join_values(f->values));
     case F_INT:
     case F_DBL: {
         errno = 0;
@@ -276,6 +353,10 @@ static vg_status bind_map(struct ctx *c, const struct vg_ynode *map, const struc
         snprintf(sub, sizeof(sub), "%s%s.", where, key);
         if (f->type == F_MAP)
             st = bind_map(c, v, f->sub, base, sub);
+        else if (f->type == F_ANYMAP)
+            st = v->type == VG_Y_MAP ? VG_OK
+                                     : vg_errf(VG_ERR_CONFIG, "%s:%d: %s%s must be a mapping",
+                                               c->name, v->line, where, key);
         else if (f->type == F_LIST) {
             if (v->type != VG_Y_SEQ)
                 return vg_errf(VG_ERR_CONFIG, "%s:%d: %s%s must be a list", c->name, v->line,
@@ -300,25 +381,367 @@ static int subject_safe(const char *s)
     return 1;
 }
 
+/* ---- polygons, zones, masks ------------------------------------------ */
+
+vg_status vg_polygon_parse(struct vg_polygon *p, const char *text)
+{
+    float v[2 * VG_MAX_POLY];
+    int n = 0;
+    const char *s = text;
+    memset(p, 0, sizeof(*p));
+    while (*s) {
+        while (*s == ' ' || *s == ',' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        if (n == 2 * VG_MAX_POLY)
+            return vg_errf(VG_ERR_CONFIG, "a polygon has at most %d points", VG_MAX_POLY);
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(s, &end);
+        if (end == s || errno || !isfinite(d))
+            return vg_errf(VG_ERR_CONFIG, "polygon \"%s\": \"%.12s\" is not a number", text, s);
+        if (d < 0 || d > 1)
+            return vg_errf(VG_ERR_CONFIG, "polygon \"%s\": %g is outside 0..1 (coordinates are "
+                           "fractions of the image: x / width, y / height)", text, d);
+        v[n++] = (float)d;
+        s = end;
+    }
+    if (n % 2)
+        return vg_errf(VG_ERR_CONFIG, "polygon \"%s\": an odd number of coordinates", text);
+    if (n < 6)
+        return vg_errf(VG_ERR_CONFIG, "polygon \"%s\": needs at least 3 points", text);
+    p->n = n / 2;
+    for (int i = 0; i < p->n; i++) {
+        p->x[i] = v[2 * i];
+        p->y[i] = v[2 * i + 1];
+    }
+    return VG_OK;
+}
+
+int vg_polygon_contains(const struct vg_polygon *p, float x, float y)
+{
+    int in = 0;
+    for (int i = 0, j = p->n - 1; i < p->n; j = i++) {
+        if ((p->y[i] > y) != (p->y[j] > y) &&
+            x < (p->x[j] - p->x[i]) * (y - p->y[i]) / (p->y[j] - p->y[i]) + p->x[i])
+            in = !in;
+    }
+    return in;
+}
+
+/* A polygon is a string "x,y x,y ..." or a list of [x, y] pairs. */
+static vg_status bind_polygon(struct ctx *c, const struct vg_ynode *v, struct vg_polygon *p)
+{
+    char text[1024] = "";
+    if (v->type == VG_Y_SEQ) {
+        for (size_t i = 0; i < v->n; i++) {
+            const struct vg_ynode *pt = v->items[i];
+            if (pt->type != VG_Y_SEQ || pt->n != 2 || pt->items[0]->type != VG_Y_SCALAR ||
+                pt->items[1]->type != VG_Y_SCALAR)
+                return vg_errf(VG_ERR_CONFIG, "%s:%d: a polygon point is [x, y]", c->name,
+                               pt->line);
+            size_t used = strlen(text);
+            snprintf(text + used, sizeof(text) - used, "%s,%s ", pt->items[0]->scalar,
+                     pt->items[1]->scalar);
+        }
+    } else if (v->type == VG_Y_SCALAR) {
+        snprintf(text, sizeof(text), "%s", v->scalar);
+    } else {
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: a polygon is \"x,y x,y ...\" or a list of [x, y]",
+                       c->name, v->line);
+    }
+    vg_status st = vg_polygon_parse(p, text);
+    return st == VG_OK ? st : vg_errf(st, "%s:%d: %s", c->name, v->line, vg_err_detail());
+}
+
+static vg_status bind_polygons(struct ctx *c, const struct vg_ynode *seq, struct vg_polygon *out,
+                               int *n, const char *what)
+{
+    if (seq->n > VG_MAX_MASKS)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: at most %d %s", c->name, seq->line, VG_MAX_MASKS,
+                       what);
+    *n = 0;
+    for (size_t i = 0; i < seq->n; i++) {
+        vg_status st = bind_polygon(c, seq->items[i], &out[i]);
+        if (st != VG_OK)
+            return st;
+        (*n)++;
+    }
+    return VG_OK;
+}
+
+static vg_status bind_object_masks(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_camera_cfg *cam = base;
+    return bind_polygons(c, seq, cam->object_masks, &cam->n_object_masks, "object masks");
+}
+
+static vg_status bind_motion_masks(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_camera_cfg *cam = base;
+    return bind_polygons(c, seq, cam->motion_masks, &cam->n_motion_masks, "motion masks");
+}
+
+static const struct vg_ynode *map_get(const struct vg_ynode *map, const char *key, int *line)
+{
+    for (size_t i = 0; map->type == VG_Y_MAP && i < map->n; i++)
+        if (!strcmp(map->keys[i], key)) {
+            if (line)
+                *line = map->key_lines[i];
+            return map->items[i];
+        }
+    return NULL;
+}
+
+static vg_status bind_zones(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_camera_cfg *cam = base;
+    if (seq->n > VG_MAX_ZONES)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: at most %d zones", c->name, seq->line,
+                       VG_MAX_ZONES);
+    cam->n_zones = 0;
+    for (size_t i = 0; i < seq->n; i++) {
+        const struct vg_ynode *z = seq->items[i], *name, *poly;
+        struct vg_zone *zone = &cam->zones[i];
+        if (z->type != VG_Y_MAP)
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: a zone is {name: N, polygon: ...}", c->name,
+                           z->line);
+        for (size_t k = 0; k < z->n; k++)
+            if (strcmp(z->keys[k], "name") && strcmp(z->keys[k], "polygon"))
+                return vg_errf(VG_ERR_CONFIG, "%s:%d: unknown key \"zones.%s\"", c->name,
+                               z->key_lines[k], z->keys[k]);
+        name = map_get(z, "name", NULL);
+        poly = map_get(z, "polygon", NULL);
+        if (!name || name->type != VG_Y_SCALAR || !subject_safe(name->scalar) ||
+            strlen(name->scalar) >= sizeof(zone->name))
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: a zone needs a short name without spaces or "
+                           "dots", c->name, z->line);
+        if (!poly)
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: zone \"%s\" needs a polygon", c->name, z->line,
+                           name->scalar);
+        snprintf(zone->name, sizeof(zone->name), "%s", name->scalar);
+        for (int j = 0; j < cam->n_zones; j++)
+            if (!strcmp(cam->zones[j].name, zone->name))
+                return vg_errf(VG_ERR_CONFIG, "%s:%d: zone \"%s\" is defined twice", c->name,
+                               z->line, zone->name);
+        vg_status st = bind_polygon(c, poly, &zone->poly);
+        if (st != VG_OK)
+            return st;
+        cam->n_zones++;
+    }
+    return VG_OK;
+}
+
+static vg_status bind_filters(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_camera_cfg *cam = base;
+    if (seq->n > VG_MAX_FILTERS)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: at most %d filters", c->name, seq->line,
+                       VG_MAX_FILTERS);
+    cam->n_filters = 0;
+    for (size_t i = 0; i < seq->n; i++) {
+        struct vg_filter *f = &cam->filters[i];
+        memset(f, 0, sizeof(*f));
+        f->max_area = 1;
+        vg_status st = bind_map(c, seq->items[i], filter_fields, f, "filters.");
+        if (st != VG_OK)
+            return st;
+        if (!f->label[0] || f->min_area > f->max_area)
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: a filter needs a label (or \"*\") and "
+                           "min_area <= max_area", c->name, seq->items[i]->line);
+        cam->n_filters++;
+    }
+    return VG_OK;
+}
+
+/* ---- chains and watch lists --------------------------------------------- */
+
+static vg_status bind_chain(struct ctx *c, const struct vg_ynode *seq,
+                            char (*names)[VG_NAME_MAX], int *n)
+{
+    if (seq->n < 1 || seq->n > VG_MAX_CHAIN)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: a detector chain has 1 to %d stages", c->name,
+                       seq->line, VG_MAX_CHAIN);
+    for (size_t i = 0; i < seq->n; i++) {
+        const struct vg_ynode *v = seq->items[i];
+        if (v->type != VG_Y_SCALAR || !*v->scalar || strlen(v->scalar) >= VG_NAME_MAX)
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: a detector chain is a list of backend names",
+                           c->name, v->line);
+        snprintf(names[i], VG_NAME_MAX, "%s", v->scalar);
+    }
+    *n = (int)seq->n;
+    return VG_OK;
+}
+
+static vg_status bind_cam_chain(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_camera_cfg *cam = base;
+    return bind_chain(c, seq, cam->detectors, &cam->n_detectors);
+}
+
+static vg_status bind_default_chain(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_config *cfg = base;
+    return bind_chain(c, seq, cfg->dispatch.detectors, &cfg->dispatch.n_detectors);
+}
+
+static struct vg_watch *new_watch(struct ctx *c, struct vg_camera_cfg *cam, int line)
+{
+    if (cam->n_watch == VG_MAX_WATCH) {
+        vg_errf(VG_ERR_CONFIG, "%s:%d: at most %d watch entries", c->name, line, VG_MAX_WATCH);
+        return NULL;
+    }
+    struct vg_watch *w = &cam->watch[cam->n_watch++];
+    memset(w, 0, sizeof(*w));
+    return w;
+}
+
+/* "person", "person > 0.72" or "person >= 72%" (seed 000's rule as written). */
+static vg_status parse_watch_text(struct ctx *c, struct vg_watch *w, const char *text, int line)
+{
+    const char *op = strchr(text, '>');
+    size_t n = op ? (size_t)(op - text) : strlen(text);
+    while (n > 0 && text[n - 1] == ' ')
+        n--;
+    if (n == 0 || n >= sizeof(w->label))
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: watch entry \"%s\" needs a short label", c->name,
+                       line, text);
+    memcpy(w->label, text, n);
+    w->label[n] = '\0';
+    if (!op)
+        return VG_OK;
+    const char *num = op + 1 + (op[1] == '=');
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(num, &end);
+    while (end && *end == ' ')
+        end++;
+    int pct = end && *end == '%';
+    if (end == num || errno || !isfinite(d) || (*end && !(pct && !end[1])))
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: watch entry \"%s\": write \"label > 0.72\"",
+                       c->name, line, text);
+    if (pct || d > 1)
+        d /= 100; /* percent, as Rekognition and seed 004 write it */
+    if (d < 0 || d > 1)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: watch entry \"%s\": confidence is 0..1 (or 0..100%%)",
+                       c->name, line, text);
+    w->min_confidence = d;
+    return VG_OK;
+}
+
+static vg_status bind_watch_zones(struct ctx *c, const struct vg_ynode *seq,
+                                  const struct vg_camera_cfg *cam, struct vg_watch *w)
+{
+    if (seq->type != VG_Y_SEQ)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: watch zones is a list of zone names", c->name,
+                       seq->line);
+    for (size_t i = 0; i < seq->n; i++) {
+        const struct vg_ynode *z = seq->items[i];
+        int found = -1;
+        for (int j = 0; z->type == VG_Y_SCALAR && j < cam->n_zones; j++)
+            if (!strcmp(cam->zones[j].name, z->scalar))
+                found = j;
+        if (found < 0)
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: watch names zone \"%s\" that camera \"%s\" "
+                           "does not define under zones:", c->name, z->line,
+                           z->type == VG_Y_SCALAR ? z->scalar : "?", cam->id);
+        w->zones |= 1u << found;
+    }
+    return VG_OK;
+}
+
+/* Entries are a label string (see parse_watch_text) or a map with label,
+ * min_confidence and zones. Zones are looked up in the camera, so the camera
+ * binds watch after zones (bind_cameras). */
 static vg_status bind_watch(struct ctx *c, const struct vg_ynode *seq, void *base)
 {
     struct vg_camera_cfg *cam = base;
-    if (seq->n > VG_MAX_WATCH)
-        return vg_errf(VG_ERR_CONFIG, "%s:%d: at most %d watch entries", c->name, seq->line,
-                       VG_MAX_WATCH);
-    cam->n_watch = 0;
     for (size_t i = 0; i < seq->n; i++) {
-        struct vg_watch *w = &cam->watch[cam->n_watch];
-        memset(w, 0, sizeof(*w));
-        vg_status st = bind_map(c, seq->items[i], watch_fields, w, "watch.");
-        if (st != VG_OK)
-            return st;
+        const struct vg_ynode *e = seq->items[i];
+        struct vg_watch *w = new_watch(c, cam, e->line);
+        vg_status st;
+        if (!w)
+            return VG_ERR_CONFIG;
+        if (e->type == VG_Y_SCALAR) {
+            if ((st = parse_watch_text(c, w, e->scalar, e->line)) != VG_OK)
+                return st;
+            continue;
+        }
+        if (e->type != VG_Y_MAP)
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: a watch entry is \"label > 0.72\" or "
+                           "{label: L, min_confidence: C, zones: [...]}", c->name, e->line);
+        for (size_t k = 0; k < e->n; k++) {
+            const struct vg_ynode *v = e->items[k];
+            if (!strcmp(e->keys[k], "zones")) {
+                st = bind_watch_zones(c, v, cam, w);
+            } else {
+                const struct field *f = watch_fields;
+                while (f->key && strcmp(f->key, e->keys[k]))
+                    f++;
+                if (!f->key)
+                    return vg_errf(VG_ERR_CONFIG, "%s:%d: unknown key \"watch.%s\"", c->name,
+                                   e->key_lines[k], e->keys[k]);
+                st = bind_scalar(c, f, v, w, "watch.");
+            }
+            if (st != VG_OK)
+                return st;
+        }
         if (!w->label[0])
-            return vg_errf(VG_ERR_CONFIG, "%s:%d: watch entry needs a label", c->name,
-                           seq->items[i]->line);
-        cam->n_watch++;
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: watch entry needs a label", c->name, e->line);
     }
     return VG_OK;
+}
+
+/* Seed 004's label_watch_list: names whose minimum is label_watch_min_conf
+ * (percent), filled in once the whole camera is bound. */
+static vg_status bind_label_watch_list(struct ctx *c, const struct vg_ynode *seq, void *base)
+{
+    struct vg_camera_cfg *cam = base;
+    for (size_t i = 0; i < seq->n; i++) {
+        const struct vg_ynode *e = seq->items[i];
+        struct vg_watch *w = new_watch(c, cam, e->line);
+        if (!w)
+            return VG_ERR_CONFIG;
+        if (e->type != VG_Y_SCALAR || !*e->scalar || strlen(e->scalar) >= sizeof(w->label))
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: label_watch_list is a list of label names",
+                           c->name, e->line);
+        snprintf(w->label, sizeof(w->label), "%s", e->scalar);
+        w->min_confidence = -1;
+    }
+    return VG_OK;
+}
+
+/* Zones before watch: watch entries name zones. */
+static const char *const camera_key_order[] = {"zones", NULL};
+
+static vg_status bind_camera(struct ctx *c, const struct vg_ynode *map, struct vg_camera_cfg *cam)
+{
+    struct vg_ynode first = *map, rest = *map;
+    const char *fk[8], *rk[64];
+    int fl[8], rl[64];
+    struct vg_ynode *fi[8], *ri[64];
+    if (map->type != VG_Y_MAP || map->n > 64)
+        return bind_map(c, map, camera_fields, cam, "cameras.");
+    first.n = rest.n = 0;
+    for (size_t i = 0; i < map->n; i++) {
+        int early = 0;
+        for (int k = 0; camera_key_order[k]; k++)
+            early |= !strcmp(map->keys[i], camera_key_order[k]);
+        size_t j = early ? first.n++ : rest.n++;
+        (early ? fk : rk)[j] = map->keys[i];
+        (early ? fl : rl)[j] = map->key_lines[i];
+        (early ? fi : ri)[j] = map->items[i];
+    }
+    first.keys = (char **)fk, first.key_lines = fl, first.items = fi;
+    rest.keys = (char **)rk, rest.key_lines = rl, rest.items = ri;
+    vg_status st = bind_map(c, &first, camera_fields, cam, "cameras.");
+    if (st == VG_OK)
+        st = bind_map(c, &rest, camera_fields, cam, "cameras.");
+    for (int i = 0; st == VG_OK && i < cam->n_watch; i++)
+        if (cam->watch[i].min_confidence < 0)
+            cam->watch[i].min_confidence = cam->label_watch_min_conf / 100.0;
+    return st;
 }
 
 static vg_status bind_cameras(struct ctx *c, const struct vg_ynode *seq, void *base)
@@ -332,7 +755,7 @@ static vg_status bind_cameras(struct ctx *c, const struct vg_ynode *seq, void *b
         struct vg_camera_cfg *cam = &cfg->cameras[cfg->n_cameras];
         int line = seq->items[i]->line;
         camera_defaults(cam);
-        vg_status st = bind_map(c, seq->items[i], camera_fields, cam, "cameras.");
+        vg_status st = bind_camera(c, seq->items[i], cam);
         if (st != VG_OK)
             return st;
         if (!subject_safe(cam->id))
@@ -419,6 +842,20 @@ static vg_status bind_rate_limits(struct ctx *c, const struct vg_ynode *seq, voi
 
 /* ---- public ---------------------------------------------------------- */
 
+/* dispatch.detector: X (the first form) is the chain [X]. */
+static vg_status legacy_detector(struct ctx *c, const struct vg_ynode *root)
+{
+    const struct vg_ynode *d = map_get(root, "dispatch", NULL);
+    int line = 0;
+    if (!d || !map_get(d, "detector", &line))
+        return VG_OK;
+    if (map_get(d, "detectors", NULL))
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: dispatch.detector and dispatch.detectors: give "
+                       "only the chain (detectors)", c->name, line);
+    c->cfg->dispatch.n_detectors = 1;
+    return VG_OK;
+}
+
 vg_status vg_cfg_parse(struct vg_config *cfg, const char *name, const char *text, size_t len)
 {
     struct vg_ynode *root = NULL;
@@ -427,6 +864,8 @@ vg_status vg_cfg_parse(struct vg_config *cfg, const char *name, const char *text
     if (st != VG_OK)
         return st;
     st = bind_map(&c, root, top_fields, cfg, "");
+    if (st == VG_OK)
+        st = legacy_detector(&c, root);
     vg_yaml_free(root);
     if (st == VG_OK)
         snprintf(cfg->source, sizeof(cfg->source), "%s", name);
@@ -504,9 +943,6 @@ vg_status vg_cfg_validate(const struct vg_config *cfg)
         return vg_errf(VG_ERR_CONFIG, "redis_url must start with redis://");
     if (!cfg->aws.access_key_id[0] != !cfg->aws.secret_access_key[0])
         return vg_errf(VG_ERR_CONFIG, "aws.access_key_id and aws.secret_access_key go together");
-    if (strcmp(cfg->dispatch.detector, "motion"))
-        return vg_errf(VG_ERR_CONFIG, "dispatch.detector \"%s\" is not known (known: motion)",
-                       cfg->dispatch.detector);
     if (strcmp(cfg->facematch.matcher, "none"))
         return vg_errf(VG_ERR_CONFIG, "facematch.matcher \"%s\" is not known (known: none)",
                        cfg->facematch.matcher);
@@ -531,6 +967,36 @@ vg_status vg_cfg_load(struct vg_config *cfg, const char *path)
     if ((st = vg_cfg_apply_env(cfg)) != VG_OK)
         return st;
     return vg_cfg_validate(cfg);
+}
+
+int vg_cfg_chain(const struct vg_config *cfg, const struct vg_camera_cfg *cam,
+                 const char (**names)[VG_NAME_MAX])
+{
+    if (cam && cam->n_detectors > 0) {
+        *names = cam->detectors;
+        return cam->n_detectors;
+    }
+    *names = cfg->dispatch.detectors;
+    return cfg->dispatch.n_detectors;
+}
+
+vg_status vg_cfg_section(const struct vg_config *cfg, const char *key, struct vg_ynode **root,
+                         const struct vg_ynode **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *root = NULL;
+    *out = NULL;
+    if (!cfg->source[0])
+        return VG_OK;
+    vg_status st = read_file(cfg->source, &text, &len);
+    if (st == VG_OK)
+        st = vg_yaml_parse(root, cfg->source, text, len);
+    free(text);
+    if (st != VG_OK)
+        return st;
+    *out = map_get(*root, key, NULL);
+    return VG_OK;
 }
 
 const struct vg_camera_cfg *vg_cfg_camera(const struct vg_config *cfg, const char *id)

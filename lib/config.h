@@ -5,6 +5,7 @@
 #define VG_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -13,11 +14,38 @@
 #define VG_MAX_SINKS 8
 #define VG_ID_MAX 64
 #define VG_URL_MAX 1024
+#define VG_MAX_CHAIN 4          /* detector stages per camera */
+#define VG_MAX_ZONES 8
+#define VG_MAX_MASKS 8
+#define VG_MAX_FILTERS 8
+#define VG_MAX_POLY 32          /* points per polygon */
+#define VG_NAME_MAX 32
+
+/* A polygon in normalised image coordinates (0..1 from the top-left). */
+struct vg_polygon {
+    int n;
+    float x[VG_MAX_POLY], y[VG_MAX_POLY];
+};
+
+struct vg_zone {
+    char name[VG_NAME_MAX];
+    struct vg_polygon poly;
+};
 
 struct vg_watch {
-    char label[32];
-    double min_confidence; /* 0..1 */
+    char label[VG_NAME_MAX];    /* canonical category ("person") or raw name ("Human") */
+    double min_confidence;      /* 0..1 */
+    uint32_t zones;             /* bit i: must be in zone i; 0 = anywhere */
 };
+
+/* Per-label filters applied to every stage's labels ("*" = every label). */
+struct vg_filter {
+    char label[VG_NAME_MAX];
+    double min_confidence;      /* 0..1 */
+    double min_area, max_area;  /* box area as a fraction of the image */
+};
+
+enum vg_sample_mode { VG_SAMPLE_FPS, VG_SAMPLE_EVERY_N, VG_SAMPLE_KEYFRAMES };
 
 struct vg_camera_cfg {
     char id[VG_ID_MAX];
@@ -31,9 +59,25 @@ struct vg_camera_cfg {
     int motion_threshold;       /* per-pixel difference, 1..255 */
     double motion_min_area;     /* minimum box area, fraction of the image */
     double motion_alpha;        /* background learning rate, 0..1 */
+    double motion_max_area;     /* changed share above which a frame is "not motion" */
+    int n_motion_masks;         /* capture ignores change inside these */
+    struct vg_polygon motion_masks[VG_MAX_MASKS];
     int reconnect_max_s;        /* longest backoff between reconnects */
+    int sample_mode;            /* enum vg_sample_mode */
+    int every_n;                /* VG_SAMPLE_EVERY_N: 1 of every N decoded frames */
+    double keepalive_s;         /* publish a frame without motion this often; 0 = never */
+    int publish_all;            /* publish every sampled frame, motion or not */
+    int n_detectors;            /* 0: dispatch.detectors */
+    char detectors[VG_MAX_CHAIN][VG_NAME_MAX];
+    int n_zones;
+    struct vg_zone zones[VG_MAX_ZONES];
+    int n_object_masks;         /* a label whose box bottom-centre is inside is dropped */
+    struct vg_polygon object_masks[VG_MAX_MASKS];
+    int n_filters;
+    struct vg_filter filters[VG_MAX_FILTERS];
     int n_watch;
     struct vg_watch watch[VG_MAX_WATCH];
+    double label_watch_min_conf;    /* seed 004, percent: for label_watch_list entries */
 };
 
 struct vg_sink_cfg {
@@ -85,9 +129,18 @@ struct vg_config {
         char profile_table[128];/* DynamoDB table of profiles, keyed by FaceId */
     } faces;
     struct {
-        char detector[32];      /* "motion" */
+        int n_detectors;        /* the default chain of cameras without their own */
+        char detectors[VG_MAX_CHAIN][VG_NAME_MAX];
         char snapshot_dir[VG_URL_MAX]; /* "" = do not store snapshots */
-        int workers;            /* reserved: frames are handled on the NATS thread */
+        int snapshot_boxes;     /* draw the labels' boxes on stored snapshots */
+        int snapshot_max_age_h; /* prune snapshots older than this; 0 = keep */
+        int snapshot_max_mb;    /* prune oldest first above this total; 0 = no cap */
+        int workers;            /* detector threads */
+        int max_frame_age_ms;   /* older frames are dropped, not analysed */
+        int detect_timeout_ms;  /* deadline of one detector stage */
+        int faces;              /* enum vg_faces_mode */
+        int face_margin_px;     /* around each face crop (seed 002: 25) */
+        int max_faces;          /* face crops per frame */
     } dispatch;
     struct {
         char matcher[32];       /* "none" */
@@ -106,6 +159,8 @@ struct vg_config {
     } notifier;
 };
 
+enum vg_faces_mode { VG_FACES_AUTO, VG_FACES_ON, VG_FACES_OFF };
+
 /* Fill cfg with built-in defaults. */
 void vg_cfg_defaults(struct vg_config *cfg);
 
@@ -119,6 +174,24 @@ vg_status vg_cfg_apply_env(struct vg_config *cfg);
 vg_status vg_cfg_validate(const struct vg_config *cfg);
 
 const struct vg_camera_cfg *vg_cfg_camera(const struct vg_config *cfg, const char *id);
+
+/* Re-read cfg->source and hand back the YAML node at the top-level key
+ * (NULL in *out when the file has none or there is no file). Backends bind
+ * their own keys from it (opts.h). Free *root with vg_yaml_free. */
+struct vg_ynode;
+vg_status vg_cfg_section(const struct vg_config *cfg, const char *key, struct vg_ynode **root,
+                         const struct vg_ynode **out);
+
+/* The detector chain of a camera (its own, else dispatch.detectors): the
+ * number of stages, *names pointing at their names. */
+int vg_cfg_chain(const struct vg_config *cfg, const struct vg_camera_cfg *cam,
+                 const char (**names)[VG_NAME_MAX]);
+
+/* Parse "x,y x,y ..." (or "x1,y1,x2,y2,...") into p; coordinates 0..1. */
+vg_status vg_polygon_parse(struct vg_polygon *p, const char *text);
+
+/* 1 when (x, y) lies inside p (even-odd rule). */
+int vg_polygon_contains(const struct vg_polygon *p, float x, float y);
 
 /* Copy url into out with any password replaced by "***". */
 void vg_cfg_mask_url(char *out, size_t cap, const char *url);

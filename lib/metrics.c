@@ -20,6 +20,7 @@ enum kind { COUNTER, GAUGE, HISTOGRAM };
 
 struct vg_counter {
     const char *name;
+    char *labels;               /* 'detector="opencv"' or NULL; owned */
     const char *help;
     enum kind kind;
     _Atomic int64_t v;
@@ -39,12 +40,18 @@ static int n_metrics;
  * so callers never check for NULL on a hot path. */
 static struct vg_histogram overflow;
 
-static struct vg_counter *get(const char *name, const char *help, enum kind kind)
+static int same_labels(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static struct vg_counter *get(const char *name, const char *labels, const char *help,
+                              enum kind kind)
 {
     struct vg_counter *m = NULL;
     pthread_mutex_lock(&reg_lock);
     for (int i = 0; i < n_metrics; i++) {
-        if (!strcmp(metrics[i]->name, name)) {
+        if (!strcmp(metrics[i]->name, name) && same_labels(metrics[i]->labels, labels)) {
             m = metrics[i];
             goto out;
         }
@@ -57,7 +64,8 @@ static struct vg_counter *get(const char *name, const char *help, enum kind kind
         m = calloc(1, sizeof(struct vg_histogram));
     else
         m = calloc(1, sizeof(struct vg_counter));
-    if (!m) {
+    if (!m || (labels && !(m->labels = strdup(labels)))) {
+        free(m);
         m = &overflow.base;
         goto out;
     }
@@ -72,17 +80,23 @@ out:
 
 struct vg_counter *vg_counter_get(const char *name, const char *help)
 {
-    return get(name, help, COUNTER);
+    return get(name, NULL, help, COUNTER);
+}
+
+struct vg_counter *vg_counter_get_labeled(const char *name, const char *labels,
+                                          const char *help)
+{
+    return get(name, labels, help, COUNTER);
 }
 
 struct vg_counter *vg_gauge_get(const char *name, const char *help)
 {
-    return get(name, help, GAUGE);
+    return get(name, NULL, help, GAUGE);
 }
 
 struct vg_histogram *vg_histogram_get(const char *name, const char *help)
 {
-    struct vg_counter *m = get(name, help, HISTOGRAM);
+    struct vg_counter *m = get(name, NULL, help, HISTOGRAM);
     return m->kind == HISTOGRAM ? (struct vg_histogram *)m : &overflow;
 }
 
@@ -154,8 +168,20 @@ char *vg_metrics_render(void)
             render_histogram(&b, (struct vg_histogram *)m);
             continue;
         }
-        put(&b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m->name, m->help, m->name,
-            m->kind == COUNTER ? "counter" : "gauge", m->name, (long long)atomic_load(&m->v));
+        int seen = 0; /* a family (same name, other labels) is rendered once, together */
+        for (int j = 0; j < i && !seen; j++)
+            seen = !strcmp(metrics[j]->name, m->name);
+        if (seen)
+            continue;
+        put(&b, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name,
+            m->kind == COUNTER ? "counter" : "gauge");
+        for (int j = i; j < n_metrics; j++) {
+            const struct vg_counter *o = metrics[j];
+            if (strcmp(o->name, m->name))
+                continue;
+            put(&b, "%s%s%s%s %lld\n", o->name, o->labels ? "{" : "",
+                o->labels ? o->labels : "", o->labels ? "}" : "", (long long)atomic_load(&o->v));
+        }
     }
     pthread_mutex_unlock(&reg_lock);
     return b.p;

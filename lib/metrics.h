@@ -11,6 +11,10 @@ struct vg_histogram;
 /* Register (or find) a metric. name is the full Prometheus name, e.g.
  * "vigil_dispatch_frames_total"; the strings must outlive the process. */
 struct vg_counter *vg_counter_get(const char *name, const char *help);
+/* A counter of a family with labels, e.g. ("vigil_detector_calls_total",
+ * "detector=\"opencv\""); the labels text is copied. */
+struct vg_counter *vg_counter_get_labeled(const char *name, const char *labels,
+                                          const char *help);
 struct vg_counter *vg_gauge_get(const char *name, const char *help);
 void vg_counter_add(struct vg_counter *c, uint64_t n);
 void vg_counter_inc(struct vg_counter *c);

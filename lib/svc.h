@@ -20,6 +20,10 @@ struct vg_service {
     const char *name;               /* "dedupe": log svc, metrics prefix, queue group */
     unsigned flags;
     const char *default_http_addr;  /* "127.0.0.1:9104" */
+    /* Optional: validate what the service alone reads (its backends' keys)
+     * after the configuration loaded, before anything connects; also run by
+     * --check. */
+    vg_status (*check)(const struct vg_config *cfg);
     /* Subscribe and set up; *state is handed back to run and fini. */
     vg_status (*init)(struct vg_svc *svc, void **state);
     /* Optional: the service's own loop; return when done or when

@@ -180,6 +180,8 @@ int vg_svc_main(const struct vg_service *s, int argc, char **argv)
     vg_set_producer(s->name);
     vg_log_setup(s->name, VG_LOG_INFO);
     vg_status st = vg_cfg_load(&svc->cfg, a.config);
+    if (st == VG_OK && s->check)
+        st = s->check(&svc->cfg);
     if (st != VG_OK) {
         VG_ERROR("config.invalid", NULL, "%s", vg_err_detail());
         fprintf(stderr, "vigil-%s: configuration error: %s\n", s->name, vg_err_detail());

@@ -100,6 +100,36 @@ out:
     return st;
 }
 
+vg_status vg_jpeg_encode_rgb(struct vg_jpeg *j, const uint8_t *rgb, int width, int height,
+                             int quality, uint8_t **out, size_t *len)
+{
+    struct vg_jpeg *tmp = NULL;
+    vg_status st = VG_ERR_INVALID;
+    if (!rgb || !out || !len || width <= 0 || height <= 0 || quality < 1 || quality > 100) {
+        st = vg_errf(VG_ERR_INVALID, "jpeg encode: bad arguments (%dx%d, quality %d)", width,
+                     height, quality);
+        goto out;
+    }
+    if ((st = use_or_make(&j, &tmp)) != VG_OK || (st = need_handle(&j->enc, 1)) != VG_OK)
+        goto out;
+    if (tjCompress2(j->enc, rgb, width, width * 3, height, TJPF_RGB, &j->scratch,
+                    &j->scratch_len, TJSAMP_420, quality, 0) != 0) {
+        st = vg_errf(VG_ERR_MEDIA, "jpeg encode %dx%d: %s", width, height,
+                     tjGetErrorStr2(j->enc));
+        goto out;
+    }
+    if (!(*out = malloc(j->scratch_len))) {
+        st = vg_errf(VG_ERR_NOMEM, "jpeg: out of memory (%lu bytes)", j->scratch_len);
+        goto out;
+    }
+    memcpy(*out, j->scratch, j->scratch_len);
+    *len = j->scratch_len;
+    st = VG_OK;
+out:
+    vg_jpeg_destroy(tmp);
+    return st;
+}
+
 static vg_status read_dims(tjhandle h, const uint8_t *data, size_t len, int *width,
                            int *height)
 {

@@ -29,6 +29,10 @@ vg_status vg_jpeg_encode_yuv420(struct vg_jpeg *j, const uint8_t *const planes[3
                                 const int strides[3], int width, int height, int quality,
                                 uint8_t **out, size_t *len);
 
+/* Encode packed RGB24 (stride = width * 3), 4:2:0. *out is malloc'ed. */
+vg_status vg_jpeg_encode_rgb(struct vg_jpeg *j, const uint8_t *rgb, int width, int height,
+                             int quality, uint8_t **out, size_t *len);
+
 /* Read only the dimensions from a JPEG header. */
 vg_status vg_jpeg_dims(struct vg_jpeg *j, const uint8_t *data, size_t len, int *width,
                        int *height);

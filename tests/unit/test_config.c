@@ -34,7 +34,9 @@ static void defaults_are_local(void **state)
     assert_string_equal(cfg.prefix, "vigil");
     assert_string_equal(cfg.nats_url, "nats://127.0.0.1:4222");
     assert_int_equal(cfg.dedupe.window_s, 30);
-    assert_string_equal(cfg.dispatch.detector, "motion");
+    assert_int_equal(cfg.dispatch.n_detectors, 2);
+    assert_string_equal(cfg.dispatch.detectors[0], "motion");
+    assert_string_equal(cfg.dispatch.detectors[1], "opencv");
     assert_string_equal(cfg.facematch.matcher, "none");
     assert_int_equal(cfg.n_cameras, 0);
 }
@@ -91,7 +93,8 @@ static void errors_name_file_and_line(void **state)
     assert_error("notifier:\n  sinks:\n    - {name: s, type: webhook, url: ftp://x}\n",
                  "needs an http(s) url");
     assert_error("key: [unclosed\n", "test.yaml:");
-    assert_error("dispatch: { detector: yolo }\n", "dispatch.detector \"yolo\" is not known");
+    assert_error("dispatch: { detector: motion, detectors: [motion] }\n",
+                 "give only the chain");
     assert_error("cameras: 3\n", "cameras must be a list");
 }
 
