@@ -1,6 +1,7 @@
 #include "status.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char detail[1024];
 
@@ -35,7 +36,11 @@ const char *vg_status_str(vg_status st)
 
 vg_status vg_verrf(vg_status st, const char *fmt, va_list ap)
 {
-    vsnprintf(detail, sizeof(detail), fmt, ap);
+    /* Through a copy: callers may pass vg_err_detail() itself as an argument
+     * to add context ("detector x: <detail>"). */
+    char tmp[sizeof(detail)];
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    memcpy(detail, tmp, sizeof(detail));
     return st;
 }
 

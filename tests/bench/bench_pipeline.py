@@ -40,7 +40,7 @@ cameras:
     fps: {args.fps}
     speed: 0
     watch: [ {{ label: motion, min_confidence: 0.2 }} ]
-dispatch: {{ snapshot_dir: {stack.path("snapshots")} }}
+dispatch: {{ detectors: [motion], snapshot_dir: {stack.path("snapshots")} }}
 dedupe: {{ window_s: 1 }}
 notifier:
   sinks: [ {{ name: outbox, type: file, path: {stack.path("outbox.jsonl")} }} ]

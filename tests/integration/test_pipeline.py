@@ -33,6 +33,7 @@ cameras:
   - id: missing
     url: {stack.path("no-such-video.avi")}
 dispatch:
+  detectors: [motion]     # this test is about delivery: every motion alerts
   snapshot_dir: {stack.path("snapshots")}
 dedupe:
   window_s: 2

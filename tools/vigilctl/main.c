@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "detect/chain.h"
 #include "log.h"
 
 static volatile sig_atomic_t interrupted;
@@ -56,6 +57,20 @@ void ctl_expand_subject(const struct ctl *c, const char *arg, char *out, size_t 
         snprintf(out, cap, "%s", arg);
     else
         vg_subject(out, cap, c->cfg.prefix, arg, ">");
+}
+
+/* Everything the services check at start, the detectors' own keys included. */
+static int check_config(struct ctl *c, const char *config)
+{
+    struct vg_detect_settings *s = NULL;
+    if (vg_detect_settings_load(&s, &c->cfg) != VG_OK) {
+        fprintf(stderr, "vigilctl: %s\n", vg_err_detail());
+        return 2;
+    }
+    vg_detect_settings_destroy(s);
+    printf("%s: ok (%d cameras, %d sinks)\n", config ? config : "defaults", c->cfg.n_cameras,
+           c->cfg.notifier.n_sinks);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -111,9 +126,7 @@ int main(int argc, char **argv)
             printf("%s\n", c->cfg.cameras[i].id);
         rc = 0;
     } else if (!strcmp(cmd, "check-config")) {
-        printf("%s: ok (%d cameras, %d sinks)\n", config ? config : "defaults",
-               c->cfg.n_cameras, c->cfg.notifier.n_sinks);
-        rc = 0;
+        rc = check_config(c, config);
     } else {
         fprintf(stderr, "vigilctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "detect/detector.h"
 
 #define MAX_BODY (1u << 20)
 
@@ -111,6 +112,26 @@ static void latency_line(char **pages, int n, const char *stage, const char *his
            1000 * quantile(pages, n, hist, 0.95), count);
 }
 
+/* Per detector stage: calls, frames the gate spared it, failures. */
+static void stage_lines(char **pages, int n)
+{
+    char calls[128], skipped[128], errors[128], timeouts[128];
+    printf("detector stages            calls    skipped (gated)   errors  timeouts\n");
+    for (size_t i = 0; vg_detector_backends[i]; i++) {
+        const char *b = vg_detector_backends[i]->name;
+        snprintf(calls, sizeof(calls), "vigil_detector_calls_total{detector=\"%s\"}", b);
+        snprintf(skipped, sizeof(skipped), "vigil_detector_skipped_total{detector=\"%s\"}", b);
+        snprintf(errors, sizeof(errors), "vigil_detector_errors_total{detector=\"%s\"}", b);
+        snprintf(timeouts, sizeof(timeouts), "vigil_detector_timeouts_total{detector=\"%s\"}",
+                 b);
+        double c = metric(pages, n, calls), sk = metric(pages, n, skipped);
+        if ((isnan(c) || c == 0) && (isnan(sk) || sk == 0))
+            continue;   /* not in any chain */
+        printf("  %-22s %9.0f %18.0f %8.0f %9.0f\n", b, c, sk, metric(pages, n, errors),
+               metric(pages, n, timeouts));
+    }
+}
+
 int ctl_cmd_summary(struct ctl *c, int argc, char **argv)
 {
     int n = argc - 1;
@@ -132,6 +153,10 @@ int ctl_cmd_summary(struct ctl *c, int argc, char **argv)
     count_line(pages, n, "deliveries", "vigil_notifier_delivered_total");
     count_line(pages, n, "dead letters", "vigil_notifier_dead_letters_total");
     count_line(pages, n, "malformed dropped", "vigil_dispatch_malformed_total");
+    count_line(pages, n, "frames superseded",
+               "vigil_dispatch_frames_dropped_total{reason=\"superseded\"}");
+    count_line(pages, n, "frames too old", "vigil_dispatch_frames_dropped_total{reason=\"stale\"}");
+    stage_lines(pages, n);
     printf("latency from frame capture\n");
     latency_line(pages, n, "-> detection (dispatch)", "vigil_dispatch_latency_seconds");
     latency_line(pages, n, "-> alert stored (dedupe)", "vigil_dedupe_latency_seconds");
