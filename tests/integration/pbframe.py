@@ -1,0 +1,71 @@
+"""Hand-encoded vigil.v1 protobuf messages for tests that publish frames
+themselves (no protobuf package needed): just the fields the tests use."""
+import struct
+import time
+import uuid
+
+
+def _varint(n):
+    out = bytearray()
+    n &= (1 << 64) - 1
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _key(field, wire):
+    return _varint(field << 3 | wire)
+
+
+def _bytes(field, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return _key(field, 2) + _varint(len(data)) + data
+
+
+def _uint(field, n):
+    return _key(field, 0) + _varint(n)
+
+
+def _float(field, v):
+    return _key(field, 5) + struct.pack("<f", v)
+
+
+def header(camera, capture_ts_us=None, trace_id=None):
+    ts = capture_ts_us if capture_ts_us is not None else int(time.time() * 1e6)
+    return (_bytes(1, camera) + _uint(2, ts) + _bytes(3, trace_id or uuid.uuid4().hex))
+
+
+def box(x, y, w, h):
+    return _float(1, x) + _float(2, y) + _float(3, w) + _float(4, h)
+
+
+def frame(camera, jpeg, width, height, seq=1, motion=(), capture_ts_us=None, trace_id=None):
+    """motion: [(x, y, w, h, fill), ...] normalised."""
+    out = _bytes(1, header(camera, capture_ts_us, trace_id)) + _uint(2, seq)
+    out += _uint(3, width) + _uint(4, height) + _bytes(5, jpeg)
+    score = sum(m[2] * m[3] * m[4] for m in motion)
+    out += _float(6, score)
+    for x, y, w, h, fill in motion:
+        out += _bytes(7, _bytes(1, box(x, y, w, h)) + _float(2, fill))
+    return out
+
+
+def jpeg_size(data):
+    """(width, height) from a baseline or progressive JPEG's SOF marker."""
+    i = 2
+    while i < len(data):
+        if data[i] != 0xFF:
+            raise ValueError("not a JPEG")
+        marker = data[i + 1]
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return w, h
+        i += 2 + length
+    raise ValueError("no SOF marker")
