@@ -44,9 +44,12 @@ struct vg_motion {
     int alpha_q;                    /* learning rate in 1/256 */
     int alpha_moving_q;             /* the same inside moving boxes */
     double min_area;
+    double max_area;                /* changed share of the watched pixels that is global */
+    long n_watched;                 /* pixels outside the ignore mask */
     int have_bg;
     uint16_t *bg;                   /* background, 8.8 fixed point, w x h */
     uint8_t *prev;                  /* previous frame, w x h */
+    uint8_t *watch;                 /* 1 where change counts, 0 under the ignore mask; w x h */
     uint8_t *mask;                  /* M_* bits, gw*CELL x h; padding stays 0 */
     struct cell *cells;             /* gw x gh */
     uint8_t *pending;               /* changed cell not yet in a component */
@@ -62,6 +65,7 @@ void vg_motion_destroy(struct vg_motion *m)
         return;
     free(m->bg);
     free(m->prev);
+    free(m->watch);
     free(m->mask);
     free(m->cells);
     free(m->pending);
@@ -93,6 +97,7 @@ static int allocate(struct vg_motion *m)
     size_t npix = (size_t)m->w * (size_t)m->h, ncells = (size_t)m->gw * (size_t)m->gh;
     m->bg = malloc(npix * sizeof(*m->bg));
     m->prev = malloc(npix);
+    m->watch = malloc(npix);
     m->mask = calloc((size_t)m->gw * CELL * (size_t)m->h, 1);
     m->cells = malloc(ncells * sizeof(*m->cells));
     m->pending = malloc(ncells);
@@ -100,7 +105,7 @@ static int allocate(struct vg_motion *m)
     m->cell_alpha = malloc(ncells * sizeof(*m->cell_alpha));
     m->stack = malloc(ncells * sizeof(*m->stack));
     m->comps = malloc(ncells * sizeof(*m->comps));
-    return m->bg && m->prev && m->mask && m->cells && m->pending && m->comp_of &&
+    return m->bg && m->prev && m->watch && m->mask && m->cells && m->pending && m->comp_of &&
            m->cell_alpha && m->stack && m->comps;
 }
 
@@ -123,8 +128,10 @@ vg_status vg_motion_create(struct vg_motion **out, int width, int height, int th
     m->alpha_q = (int)(alpha * 256.0 + 0.5);
     m->alpha_moving_q = (m->alpha_q + MOVING_SLOWDOWN - 1) / MOVING_SLOWDOWN;
     m->min_area = min_area;
+    m->max_area = 1.0;
     if (!allocate(m))
         goto out;
+    vg_motion_set_mask(m, NULL, 0);
     *out = m;
     m = NULL;
     st = VG_OK;
@@ -137,6 +144,31 @@ void vg_motion_reset(struct vg_motion *m)
 {
     if (m)
         m->have_bg = 0;
+}
+
+vg_status vg_motion_set_mask(struct vg_motion *m, const uint8_t *mask, int stride)
+{
+    if (!m || (mask && stride < m->w))
+        return vg_errf(VG_ERR_INVALID, "motion mask: bad arguments");
+    long n = 0;
+    for (int y = 0; y < m->h; y++) {
+        uint8_t *wt = m->watch + (size_t)y * (size_t)m->w;
+        const uint8_t *row = mask ? mask + (size_t)y * (size_t)stride : NULL;
+        for (int x = 0; x < m->w; x++) {
+            wt[x] = (uint8_t)(!row || !row[x]);
+            n += wt[x];
+        }
+    }
+    m->n_watched = n;
+    return VG_OK;
+}
+
+vg_status vg_motion_set_max_area(struct vg_motion *m, double max_area)
+{
+    if (!m || !(max_area > 0.0 && max_area <= 1.0))
+        return vg_errf(VG_ERR_INVALID, "motion: max_area %g outside (0, 1]", max_area);
+    m->max_area = max_area;
+    return VG_OK;
 }
 
 static void init_background(struct vg_motion *m, const uint8_t *grey, int stride)
@@ -162,12 +194,15 @@ static long diff(struct vg_motion *m, const uint8_t *grey, int stride)
         const uint8_t *row = grey + (size_t)y * (size_t)stride;
         const uint16_t *b = m->bg + (size_t)y * (size_t)m->w;
         uint8_t *pv = m->prev + (size_t)y * (size_t)m->w;
+        const uint8_t *wt = m->watch + (size_t)y * (size_t)m->w;
         uint8_t *mk = m->mask + (size_t)y * (size_t)mstride;
         int n = 0;
         for (int x = 0; x < m->w; x++) {
-            int p = row[x], d = p - (b[x] >> 8), dp = p - pv[x];
-            int hit = (d > thr) | (d < -thr);
-            int moved = (dp > thr) | (dp < -thr);
+            int p = row[x], d = p - (b[x] >> 8), dp = p - pv[x], keep = wt[x];
+            /* A masked pixel never changes: it is neither in a box nor in
+             * the score, and is learnt at the normal rate. */
+            int hit = ((d > thr) | (d < -thr)) & keep;
+            int moved = ((dp > thr) | (dp < -thr)) & keep;
             mk[x] = (uint8_t)(hit | (moved << 1));
             pv[x] = (uint8_t)p;
             n += hit;
@@ -328,12 +363,21 @@ vg_status vg_motion_feed(struct vg_motion *m, const uint8_t *grey, int stride,
     res->score = 0.0f;
     res->n_boxes = 0;
     res->learning = !m->have_bg;
+    res->global_change = 0;
     if (!m->have_bg) {
         init_background(m, grey, stride);
         return VG_OK;
     }
     long changed = diff(m, grey, stride);
     res->score = (float)((double)changed / ((double)m->w * (double)m->h));
+    /* Most of the picture changing at once is the light or the camera, not
+     * something moving in front of it: the old background is useless, this
+     * frame is the new one. max_area 1 never fires (changed <= watched). */
+    if ((double)changed > m->max_area * (double)m->n_watched) {
+        init_background(m, grey, stride);
+        res->global_change = 1;
+        return VG_OK;
+    }
     if (changed == 0) {
         learn(m, grey, stride, 1);
         return VG_OK;

@@ -6,6 +6,11 @@
  * the background at the normal rate. Whatever was in the very first frame and
  * then leaves shows as a "ghost" box until the background has learnt the spot
  * (a few times 1/alpha frames).
+ * Two things are not motion: changed pixels under the ignore mask
+ * (vg_motion_set_mask: a tree in the wind, a busy road, a TV), and a change
+ * of most of the image at once (vg_motion_set_max_area: the IR filter
+ * switching at dusk, a bumped camera, auto-exposure), after which the
+ * background is re-learnt from that frame.
  * All memory is allocated by vg_motion_create; feeding a frame allocates
  * nothing. Not thread-safe: one instance per camera. */
 #ifndef VG_IMAGE_MOTION_H
@@ -26,8 +31,10 @@ struct vg_motion_box {
 };
 
 struct vg_motion_result {
-    float score;            /* fraction of the whole image that changed, 0..1 */
+    float score;            /* fraction of the whole image that changed, 0..1
+                             * (masked pixels never count as changed) */
     int learning;           /* 1: this frame only (re)initialised the background */
+    int global_change;      /* 1: more than max_area changed: no boxes, background re-learnt */
     int n_boxes;            /* boxes[0..n_boxes), largest area first */
     struct vg_motion_box boxes[VG_MOTION_MAX_BOXES];
 };
@@ -45,6 +52,16 @@ void vg_motion_destroy(struct vg_motion *m);
 /* Forget the background: the next frame re-initialises it (after a seek,
  * a reconnect or a camera move, where the old background is meaningless). */
 void vg_motion_reset(struct vg_motion *m);
+
+/* Ignore change where mask[y * stride + x] is non-zero (mask: width x height
+ * bytes as given to create). The mask is copied; NULL watches every pixel
+ * again. Takes effect from the next frame. */
+vg_status vg_motion_set_mask(struct vg_motion *m, const uint8_t *mask, int stride);
+
+/* A frame where more than max_area (0..1) of the watched (unmasked) pixels
+ * changed is a global change, not motion: it reports no boxes and becomes
+ * the background. 1 (the default) turns the rule off. */
+vg_status vg_motion_set_max_area(struct vg_motion *m, double max_area);
 
 /* Compare one frame (width x height bytes, rows stride bytes apart) against
  * the background, then blend it into the background. The first frame after

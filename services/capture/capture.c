@@ -1,11 +1,13 @@
-/* The capture loop: open the camera, sample frames, publish them, keep the
- * camera's status current, reconnect live sources, end cleanly on files. */
+/* The capture loop: open the camera, sample frames, find motion on each,
+ * encode and publish the ones worth it (gate.h), keep the camera's status
+ * current, reconnect live sources, end cleanly on files. */
 #include "capture.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gate.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -16,13 +18,18 @@
 
 #define STATUS_EVERY_US (10 * 1000000LL)
 #define DROP_LOG_EVERY 100
+/* A flickering light can make every frame a global change: say so once a
+ * minute, with the count. */
+#define GLOBAL_LOG_EVERY_US (60 * 1000000LL)
 
 struct cap_stats {
-    uint64_t read, sampled, published, dropped, decode_errors, reconnects;
+    uint64_t read, sampled, published, skipped, dropped, decode_errors, reconnects;
+    uint64_t global_changes;
 };
 
 struct cap_metrics {
     struct vg_counter *read, *sampled, *published, *dropped, *decode_errors, *reconnects;
+    struct vg_counter *skipped_no_motion, *skipped_global, *global_changes;
     struct vg_counter *source_up;
     struct vg_histogram *process;
 };
@@ -37,12 +44,15 @@ struct cap {
     char subj_status[192];
     struct cap_pipeline *pipe;
     struct cap_sampler sampler;
+    struct cap_gate gate;
     struct cap_stats stats;
     struct cap_metrics m;
     uint64_t src_decode_errors;     /* of the current source, already counted */
     int64_t started_us;
     int64_t status_at_us;           /* last periodic status, and */
     uint64_t status_published;      /* frames published by then */
+    int64_t global_logged_us;       /* last motion.global_change line, 0 = none yet */
+    uint64_t global_unlogged;       /* global changes since that line */
     char error[512];                /* last source error */
 };
 
@@ -50,8 +60,20 @@ static void metrics_init(struct cap_metrics *m)
 {
     m->read = vg_counter_get("vigil_capture_frames_read_total", "Frames decoded from the source");
     m->sampled = vg_counter_get("vigil_capture_frames_sampled_total",
-                                "Frames picked for analysis at the configured fps");
+                                "Frames picked for motion analysis by the sampling mode");
     m->published = vg_counter_get("vigil_capture_frames_published_total", "Frames published");
+    m->skipped_no_motion = vg_counter_get_labeled(
+        "vigil_capture_frames_skipped_total", "reason=\"no_motion\"",
+        "Sampled frames not encoded or published: no motion (or a global change), "
+        "no keep-alive due");
+    m->skipped_global = vg_counter_get_labeled(
+        "vigil_capture_frames_skipped_total", "reason=\"global_change\"",
+        "Sampled frames not encoded or published: no motion (or a global change), "
+        "no keep-alive due");
+    m->global_changes = vg_counter_get(
+        "vigil_capture_motion_global_changes_total",
+        "Frames where more than motion.max_area changed at once (light, camera moved): "
+        "not motion, background re-learnt");
     m->dropped = vg_counter_get("vigil_capture_frames_dropped_total",
                                 "Sampled frames that could not be encoded or published");
     m->decode_errors = vg_counter_get("vigil_capture_decode_errors_total",
@@ -107,6 +129,53 @@ static void drop(struct cap *c, vg_status st)
                 vg_status_str(st), vg_err_detail(), c->stats.dropped);
 }
 
+static void note_global_change(struct cap *c, const struct vg_motion_result *m)
+{
+    int64_t now = vg_mono_us();
+    c->stats.global_changes++;
+    c->global_unlogged++;
+    vg_counter_inc(c->m.global_changes);
+    if (c->global_logged_us && now - c->global_logged_us < GLOBAL_LOG_EVERY_US)
+        return;
+    VG_INFO("motion.global_change", c->cam->id,
+            "%.0f%% of the image changed at once (motion.max_area %.0f%%): light or camera, "
+            "not motion; background re-learnt (%" PRIu64 " such frames since the last report)",
+            100.0 * (double)m->score, 100.0 * c->cam->motion_max_area, c->global_unlogged);
+    c->global_logged_us = now;
+    c->global_unlogged = 0;
+}
+
+static void skip(struct cap *c, enum cap_verdict v)
+{
+    c->stats.skipped++;
+    vg_counter_inc(v == CAP_SKIP_GLOBAL_CHANGE ? c->m.skipped_global : c->m.skipped_no_motion);
+}
+
+/* Scale, encode and publish: only for frames the gate let through. */
+static vg_status publish(struct cap *c, const AVFrame *f, const struct cap_frame_meta *meta,
+                         struct cap_output *out)
+{
+    vg_status st = cap_pipeline_encode(c->pipe, f, out);
+    if (st == VG_OK)
+        st = cap_publish_frame(c->bus, c->subj_frames, meta, out);
+    return st;
+}
+
+static void published(struct cap *c, const struct cap_frame_meta *meta,
+                      const struct cap_output *out, enum cap_verdict v)
+{
+    cap_gate_published(&c->gate, meta->pts_ms);
+    c->stats.published++;
+    vg_counter_inc(c->m.published);
+    VG_DEBUG("frame.published", c->cam->id,
+             "seq %" PRIu64 " pts %" PRId64 " ms (%s) %dx%d jpeg %zu bytes motion %.4f boxes %d",
+             meta->seq, meta->pts_ms, cap_verdict_name(v), out->width, out->height,
+             out->jpeg_len, (double)out->motion.score, out->motion.n_boxes);
+}
+
+/* Every sampled frame gets motion; only those the gate passes are scaled to
+ * detect size, encoded and published. Each ends up counted once: published,
+ * skipped or dropped. */
 static void handle_frame(struct cap *c, const AVFrame *f, int64_t pts_ms)
 {
     struct cap_output out = {0};
@@ -115,22 +184,23 @@ static void handle_frame(struct cap *c, const AVFrame *f, int64_t pts_ms)
         .camera = c->cam->id, .seq = ++c->stats.sampled, .capture_ts_us = vg_now_us(),
         .pts_ms = pts_ms,
     };
+    enum cap_verdict v = CAP_PUBLISH_ALL;
     vg_counter_inc(c->m.sampled);
-    vg_status st = cap_pipeline_process(c->pipe, f, &out);
-    if (st == VG_OK)
-        st = cap_publish_frame(c->bus, c->subj_frames, &meta, &out);
-    vg_histogram_observe_us(c->m.process, vg_mono_us() - t0);
-    if (st != VG_OK) {
-        drop(c, st);
-        goto out;
+    vg_status st = cap_pipeline_motion(c->pipe, f, &out.motion);
+    if (st == VG_OK) {
+        if (out.motion.global_change)
+            note_global_change(c, &out.motion);
+        v = cap_gate_decide(&c->gate, &out.motion, pts_ms);
+        if (cap_verdict_publishes(v))
+            st = publish(c, f, &meta, &out);
     }
-    c->stats.published++;
-    vg_counter_inc(c->m.published);
-    VG_DEBUG("frame.published", c->cam->id,
-             "seq %" PRIu64 " pts %" PRId64 " ms %dx%d jpeg %zu bytes motion %.4f boxes %d",
-             meta.seq, pts_ms, out.width, out.height, out.jpeg_len, (double)out.motion.score,
-             out.motion.n_boxes);
-out:
+    vg_histogram_observe_us(c->m.process, vg_mono_us() - t0);
+    if (st != VG_OK)
+        drop(c, st);
+    else if (!cap_verdict_publishes(v))
+        skip(c, v);
+    else
+        published(c, &meta, &out, v);
     free(out.jpeg);
 }
 
@@ -140,6 +210,7 @@ static vg_status open_source(struct cap *c, struct cap_source **src)
 {
     struct cap_source_opts opts = {
         .camera = c->cam->id, .stop = stop_requested, .stop_ctx = c->svc,
+        .keyframes_only = c->cam->sample_mode == VG_SAMPLE_KEYFRAMES,
     };
     report(c, VIGIL__V1__CAMERA_STATUS__STATE__CONNECTING, NULL);
     vg_status st = cap_source_open(src, c->cam->url, &opts);
@@ -155,6 +226,7 @@ static vg_status open_source(struct cap *c, struct cap_source **src)
     c->error[0] = '\0';
     c->src_decode_errors = 0;
     cap_sampler_reset(&c->sampler);
+    cap_gate_reset(&c->gate);
     cap_pipeline_reset_motion(c->pipe);
     set_online(c, 1);
     report(c, VIGIL__V1__CAMERA_STATUS__STATE__ONLINE, NULL);
@@ -194,7 +266,7 @@ static vg_status pump(struct cap *c, struct cap_source *src)
         }
         c->stats.read++;
         vg_counter_inc(c->m.read);
-        if (cap_sampler_take(&c->sampler, pts_ms)) {
+        if (cap_sampler_take(&c->sampler, pts_ms, cap_frame_is_key(f))) {
             if (pace(c, pts_ms))
                 return VG_ERR_STOPPED;
             handle_frame(c, f, pts_ms);
@@ -216,6 +288,7 @@ static vg_status restart_file(struct cap *c, struct cap_source **src)
         return open_source(c, src);
     }
     cap_sampler_reset(&c->sampler);
+    cap_gate_reset(&c->gate);             /* the first frame is the scene again */
     cap_pipeline_reset_motion(c->pipe);   /* the last frame is no background for the first */
     VG_INFO("source.looped", c->cam->id, "%s: back to the start", c->url);
     return VG_OK;
@@ -285,10 +358,11 @@ static void log_summary(struct cap *c, vg_status st)
     vg_log(st == VG_ERR_EOF || st == VG_ERR_STOPPED ? VG_LOG_INFO : VG_LOG_ERROR, event,
            c->cam->id,
            "frames_read=%" PRIu64 " frames_sampled=%" PRIu64 " frames_published=%" PRIu64
-           " frames_dropped=%" PRIu64 " decode_errors=%" PRIu64 " reconnects=%" PRIu64
-           " elapsed_s=%.3f fps=%.1f",
-           c->stats.read, c->stats.sampled, c->stats.published, c->stats.dropped,
-           c->stats.decode_errors, c->stats.reconnects, elapsed,
+           " frames_skipped=%" PRIu64 " frames_dropped=%" PRIu64 " global_changes=%" PRIu64
+           " decode_errors=%" PRIu64 " reconnects=%" PRIu64 " elapsed_s=%.3f fps=%.1f",
+           c->stats.read, c->stats.sampled, c->stats.published, c->stats.skipped,
+           c->stats.dropped, c->stats.global_changes, c->stats.decode_errors,
+           c->stats.reconnects, elapsed,
            elapsed > 0 ? (double)c->stats.published / elapsed : 0.0);
 }
 
@@ -316,6 +390,43 @@ static void cap_fini(struct vg_svc *svc, void *state)
     free(c);
 }
 
+static void init_sampling(struct cap *c)
+{
+    const struct vg_camera_cfg *cam = c->cam;
+    struct cap_sampler_cfg sc = {
+        .mode = cam->sample_mode, .fps = cam->fps, .every_n = cam->every_n,
+        /* Live sources arrive in real time already: pacing is for files only. */
+        .speed = cap_source_is_live(c->kind) ? 0 : cam->speed,
+    };
+    cap_sampler_init(&c->sampler, &sc);
+    cap_gate_init(&c->gate, cam->keepalive_s, cam->publish_all);
+}
+
+static void log_configured(const struct cap *c)
+{
+    const struct vg_camera_cfg *cam = c->cam;
+    char sampling[64], publishing[96];
+    if (cam->sample_mode == VG_SAMPLE_EVERY_N)
+        snprintf(sampling, sizeof(sampling), "1 of every %d frames", cam->every_n);
+    else
+        snprintf(sampling, sizeof(sampling), "%s%.2f fps",
+                 cam->sample_mode == VG_SAMPLE_KEYFRAMES ? "keyframes, at most " : "",
+                 cam->fps);
+    if (cam->publish_all)
+        snprintf(publishing, sizeof(publishing), "every sampled frame published");
+    else if (cam->keepalive_s > 0)
+        snprintf(publishing, sizeof(publishing),
+                 "frames with motion published, a keep-alive every %g s", cam->keepalive_s);
+    else
+        snprintf(publishing, sizeof(publishing), "frames with motion published, no keep-alive");
+    VG_INFO("capture.configured", cam->id,
+            "%s %s, %s, speed %g, loop %d, detect %d px, motion %d px, %d motion masks, "
+            "max_area %.2f, %s, on %s",
+            cap_source_kind_name(c->kind), c->url, sampling, cam->speed, cam->loop,
+            cam->detect_width, cam->motion_width, cam->n_motion_masks, cam->motion_max_area,
+            publishing, c->subj_frames);
+}
+
 static vg_status cap_init(struct vg_svc *svc, void **state)
 {
     const struct vg_config *cfg = vg_svc_config(svc);
@@ -332,17 +443,13 @@ static vg_status cap_init(struct vg_svc *svc, void **state)
     vg_cfg_mask_url(c->url, sizeof(c->url), c->cam->url);
     vg_subject(c->subj_frames, sizeof(c->subj_frames), cfg->prefix, "frames", c->cam->id);
     vg_subject(c->subj_status, sizeof(c->subj_status), cfg->prefix, "status", c->cam->id);
-    /* Live sources arrive in real time already: pacing is for files only. */
-    cap_sampler_init(&c->sampler, c->cam->fps, cap_source_is_live(c->kind) ? 0 : c->cam->speed);
+    init_sampling(c);
     metrics_init(&c->m);
     cap_source_log_setup(c->cam->id);
     st = cap_pipeline_create(&c->pipe, c->cam);
     if (st != VG_OK)
         goto out;
-    VG_INFO("capture.configured", c->cam->id,
-            "%s %s, %.2f fps, speed %g, loop %d, detect %d px, motion %d px, publishing on %s",
-            cap_source_kind_name(c->kind), c->url, c->cam->fps, c->cam->speed, c->cam->loop,
-            c->cam->detect_width, c->cam->motion_width, c->subj_frames);
+    log_configured(c);
     *state = c;
     c = NULL;
 out:

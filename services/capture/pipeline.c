@@ -7,6 +7,7 @@
 #include <libswscale/swscale.h>
 
 #include "image/jpeg.h"
+#include "mask.h"
 
 /* How a frame becomes the YUV 4:2:0 full-range planes JPEG wants. */
 enum yuv_path {
@@ -156,18 +157,47 @@ static vg_status build_scalers(struct cap_pipeline *p, const AVFrame *f)
     return VG_OK;
 }
 
-static vg_status build_geometry(struct cap_pipeline *p, const AVFrame *f)
+/* The masks are normalised, so they fit any motion size; rasterised here,
+ * once per geometry. */
+static vg_status apply_masks(struct cap_pipeline *p)
 {
     const struct vg_camera_cfg *cam = p->cam;
-    cap_scaled_size(f->width, f->height, cam->motion_width, &p->mw, &p->mh);
-    cap_scaled_size(f->width, f->height, cam->detect_width, &p->dw, &p->dh);
+    if (cam->n_motion_masks <= 0)
+        return VG_OK;
+    uint8_t *mask = malloc((size_t)p->mw * (size_t)p->mh);
+    if (!mask)
+        return vg_errf(VG_ERR_NOMEM, "pipeline: out of memory for the motion mask");
+    cap_mask_rasterise(cam->motion_masks, cam->n_motion_masks, p->mw, p->mh, mask);
+    vg_status st = vg_motion_set_mask(p->motion, mask, p->mw);
+    free(mask);
+    return st;
+}
+
+static vg_status make_motion(struct cap_pipeline *p, const AVFrame *f)
+{
+    const struct vg_camera_cfg *cam = p->cam;
     vg_status st = vg_motion_create(&p->motion, p->mw, p->mh, cam->motion_threshold,
                                     cam->motion_min_area, cam->motion_alpha);
+    if (st == VG_OK && cam->motion_max_area > 0)
+        st = vg_motion_set_max_area(p->motion, cam->motion_max_area);
+    if (st == VG_OK)
+        st = apply_masks(p);
     if (st != VG_OK) {
         char why[512]; /* vg_errf writes the detail it would read */
         snprintf(why, sizeof(why), "%s", vg_err_detail());
         return vg_errf(st, "frame %dx%d: %s", f->width, f->height, why);
     }
+    return VG_OK;
+}
+
+static vg_status build_geometry(struct cap_pipeline *p, const AVFrame *f)
+{
+    const struct vg_camera_cfg *cam = p->cam;
+    cap_scaled_size(f->width, f->height, cam->motion_width, &p->mw, &p->mh);
+    cap_scaled_size(f->width, f->height, cam->detect_width, &p->dw, &p->dh);
+    vg_status st = make_motion(p, f);
+    if (st != VG_OK)
+        return st;
     p->path = choose_yuv_path(p, f);
     st = build_scalers(p, f);
     if (st != VG_OK)
@@ -253,19 +283,27 @@ static vg_status make_yuv(struct cap_pipeline *p, const AVFrame *f, const uint8_
     return VG_OK;
 }
 
-vg_status cap_pipeline_process(struct cap_pipeline *p, const AVFrame *frame,
-                               struct cap_output *out)
+vg_status cap_pipeline_motion(struct cap_pipeline *p, const AVFrame *frame,
+                              struct vg_motion_result *motion)
 {
-    struct vg_motion_result motion;
-    const uint8_t *planes[3];
-    int strides[3];
-    uint8_t *jpeg = NULL;
-    size_t len = 0;
     vg_status st = ensure_geometry(p, frame);
     if (st == VG_OK)
         st = make_grey(p, frame);
     if (st == VG_OK)
-        st = vg_motion_feed(p->motion, p->grey[0], p->grey_ls[0], &motion);
+        st = vg_motion_feed(p->motion, p->grey[0], p->grey_ls[0], motion);
+    return st;
+}
+
+vg_status cap_pipeline_encode(struct cap_pipeline *p, const AVFrame *frame,
+                              struct cap_output *out)
+{
+    const uint8_t *planes[3];
+    int strides[3];
+    uint8_t *jpeg = NULL;
+    size_t len = 0;
+    /* A no-op after cap_pipeline_motion on this frame; it keeps a caller
+     * that skipped motion from encoding with another frame's geometry. */
+    vg_status st = ensure_geometry(p, frame);
     if (st == VG_OK)
         st = make_yuv(p, frame, planes, strides);
     if (st == VG_OK)
@@ -277,6 +315,5 @@ vg_status cap_pipeline_process(struct cap_pipeline *p, const AVFrame *frame,
     out->jpeg_len = len;
     out->width = p->dw;
     out->height = p->dh;
-    out->motion = motion;
     return VG_OK;
 }

@@ -1,6 +1,8 @@
-/* Per-frame image work: scale to a grey image for motion, scale to YUV 4:2:0
- * at detect resolution, encode JPEG. Scalers and buffers are built for the
- * first frame and rebuilt only when the source's size or format changes. */
+/* Per-frame image work in two steps: motion (scale to a small grey image,
+ * compare with the background; every sampled frame) and, only for frames
+ * that will be published, scale to YUV 4:2:0 at detect resolution and
+ * encode JPEG. Scalers, buffers and the motion mask are built for the first
+ * frame and rebuilt only when the source's size or format changes. */
 #ifndef CAP_PIPELINE_H
 #define CAP_PIPELINE_H
 
@@ -25,9 +27,15 @@ struct cap_pipeline;
 vg_status cap_pipeline_create(struct cap_pipeline **out, const struct vg_camera_cfg *cam);
 void cap_pipeline_destroy(struct cap_pipeline *p);
 
-/* Motion and JPEG for one decoded frame. */
-vg_status cap_pipeline_process(struct cap_pipeline *p, const AVFrame *frame,
-                               struct cap_output *out);
+/* Motion for one decoded frame into *motion (the camera's motion masks and
+ * max_area applied). */
+vg_status cap_pipeline_motion(struct cap_pipeline *p, const AVFrame *frame,
+                              struct vg_motion_result *motion);
+
+/* The JPEG of a frame already given to cap_pipeline_motion: sets jpeg,
+ * jpeg_len, width and height of out (motion is the caller's). */
+vg_status cap_pipeline_encode(struct cap_pipeline *p, const AVFrame *frame,
+                              struct cap_output *out);
 
 /* Re-learn the motion background from the next frame (after a seek or reconnect). */
 void cap_pipeline_reset_motion(struct cap_pipeline *p);

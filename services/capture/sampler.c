@@ -1,5 +1,7 @@
 #include "sampler.h"
 
+#include "config.h"
+
 /* A timestamp this far behind the schedule is a new start (a loop, a
  * camera restart), not a late frame. */
 #define JUMP_BACK_US 1000000LL
@@ -9,23 +11,26 @@
 #define MAX_LAG_US 1000000LL
 #define MAX_WAIT_US 10000000LL
 
-void cap_sampler_init(struct cap_sampler *s, double fps, double speed)
+void cap_sampler_init(struct cap_sampler *s, const struct cap_sampler_cfg *cfg)
 {
-    s->interval_us = fps > 0 ? (int64_t)(1e6 / fps) : 0;
+    s->mode = cfg->mode;
+    s->interval_us = cfg->fps > 0 ? (int64_t)(1e6 / cfg->fps) : 0;
     s->tolerance_us = s->interval_us / 4 < 5000 ? s->interval_us / 4 : 5000;
-    s->speed = speed > 0 ? speed : 0;
+    s->every_n = cfg->every_n > 1 ? cfg->every_n : 1;
+    s->speed = cfg->speed > 0 ? cfg->speed : 0;
     cap_sampler_reset(s);
 }
 
 void cap_sampler_reset(struct cap_sampler *s)
 {
+    s->seen = 0;
     s->have_next = 0;
     s->next_us = 0;
     s->have_clock = 0;
     s->wall0_us = s->pts0_us = 0;
 }
 
-int cap_sampler_take(struct cap_sampler *s, int64_t pts_ms)
+static int take_on_schedule(struct cap_sampler *s, int64_t pts_ms)
 {
     int64_t pts = pts_ms * 1000;
     if (!s->have_next || pts < s->next_us - s->interval_us - JUMP_BACK_US) {
@@ -40,6 +45,19 @@ int cap_sampler_take(struct cap_sampler *s, int64_t pts_ms)
     if (s->next_us <= pts)      /* a gap in the source: do not burst to catch up */
         s->next_us = pts + s->interval_us;
     return 1;
+}
+
+int cap_sampler_take(struct cap_sampler *s, int64_t pts_ms, int key)
+{
+    switch (s->mode) {
+    case VG_SAMPLE_EVERY_N:
+        /* Counted in frames, not time: the first frame, then every Nth. */
+        return s->seen++ % (uint64_t)s->every_n == 0;
+    case VG_SAMPLE_KEYFRAMES:
+        return key && take_on_schedule(s, pts_ms);
+    default:
+        return take_on_schedule(s, pts_ms);
+    }
 }
 
 int64_t cap_sampler_wait_us(struct cap_sampler *s, int64_t pts_ms, int64_t now_us)

@@ -40,6 +40,7 @@ struct cap_source {
     cap_stop_fn stop;
     void *stop_ctx;
     int read_timeout_ms;
+    int keyframes_only;
     int64_t frame_ms;       /* nominal frame interval, for frames without pts */
     int wallclock;          /* live source without timestamps: use arrival time */
     int64_t last_pts_ms;
@@ -290,8 +291,9 @@ static void describe(struct cap_source *s, const AVStream *vs)
     AVRational fr = av_guess_frame_rate(s->fmt, (AVStream *)vs, NULL);
     double fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 0.0;
     s->frame_ms = fps > 0.5 ? (int64_t)(1000.0 / fps + 0.5) : 40;
-    snprintf(s->desc, sizeof(s->desc), "%s %dx%d %.2f fps", avcodec_get_name(vs->codecpar->codec_id),
-             vs->codecpar->width, vs->codecpar->height, fps);
+    snprintf(s->desc, sizeof(s->desc), "%s %dx%d %.2f fps%s",
+             avcodec_get_name(vs->codecpar->codec_id), vs->codecpar->width,
+             vs->codecpar->height, fps, s->keyframes_only ? ", keyframes only" : "");
 }
 
 static vg_status open_decoder(struct cap_source *s)
@@ -312,6 +314,8 @@ static vg_status open_decoder(struct cap_source *s)
     if (rc < 0)
         return av_fail(s, rc, "decoder for");
     s->dec->pkt_timebase = vs->time_base;
+    if (s->keyframes_only)
+        s->dec->skip_frame = AVDISCARD_NONKEY;
     s->dec->thread_count = 0;   /* one per core */
     /* Frame threading delays every frame by one per thread: fine for files,
      * not for a live camera whose frames should be seen as they happen. */
@@ -336,6 +340,7 @@ vg_status cap_source_open(struct cap_source **out, const char *url,
     s->stop = opts->stop;
     s->stop_ctx = opts->stop_ctx;
     s->read_timeout_ms = opts->read_timeout_ms > 0 ? opts->read_timeout_ms : READ_TIMEOUT_MS;
+    s->keyframes_only = opts->keyframes_only;
     s->pkt = av_packet_alloc();
     s->frame = av_frame_alloc();
     if (!s->pkt || !s->frame) {
@@ -449,6 +454,16 @@ vg_status cap_source_read(struct cap_source *s, const AVFrame **frame, int64_t *
         if (st != VG_OK)
             return st;
     }
+}
+
+int cap_frame_is_key(const AVFrame *f)
+{
+#ifdef AV_FRAME_FLAG_KEY
+    int key = (f->flags & AV_FRAME_FLAG_KEY) != 0;
+#else
+    int key = f->key_frame;
+#endif
+    return key || f->pict_type == AV_PICTURE_TYPE_I;
 }
 
 vg_status cap_source_rewind(struct cap_source *s)

@@ -28,6 +28,10 @@ struct cap_source_opts {
     int read_timeout_ms;    /* network: one packet; 0 = default */
     cap_stop_fn stop;       /* may be NULL */
     void *stop_ctx;
+    /* Ask the decoder to skip every frame but keyframes (AVDISCARD_NONKEY):
+     * their packets are read but not decoded, the cheapest way to watch a
+     * camera. H.264/H.265 cameras send a keyframe every 1-10 s (their GOP). */
+    int keyframes_only;
 };
 
 struct cap_source;
@@ -54,6 +58,9 @@ void cap_source_destroy(struct cap_source *s);
  * to decode are counted (cap_source_decode_errors) and skipped.
  * VG_ERR_EOF at the end of the source. */
 vg_status cap_source_read(struct cap_source *s, const AVFrame **frame, int64_t *pts_ms);
+
+/* Non-zero for a keyframe (or an intra-coded picture). */
+int cap_frame_is_key(const AVFrame *f);
 
 /* Seek back to the start (files). */
 vg_status cap_source_rewind(struct cap_source *s);

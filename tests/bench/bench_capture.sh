@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# bench.capture: what vigil-capture costs per camera.
+# bench.capture: what vigil-capture costs per camera, next to what `ffmpeg`
+# needs just to decode the same file in the same run (ratios are what to
+# compare between runs: absolute times on a shared machine are noise).
 #
 #   bench_capture.sh BUILD_DIR SRC_DIR
 #
-# 1. baseline: `ffmpeg -benchmark` decoding vtest.avi to nothing (decode only);
-# 2. vigil-capture on the same file as fast as possible taking every frame
-#    (fps 1000, speed 0): decode + scale + motion + JPEG + publish per frame,
-#    against a real nats-server on a free loopback port;
-# 3. vigil-capture at the default sampling (fps 5), the cost of one camera at
-#    normal settings, given as a share of one core to keep up in real time.
+# 1. baseline: `ffmpeg -benchmark` decoding vtest.avi to nothing;
+# 2. capture taking every frame (fps 1000, publish_all): decode + scale +
+#    motion + JPEG + publish per frame, against a real nats-server;
+# 3. capture at the default fps 5, publishing only frames with motion (the
+#    default) and publishing every sampled frame (publish_all, the old
+#    behaviour); vtest has people walking in nearly every frame, so the two
+#    are close there. A still clip (vtest's first frame, frozen) shows what
+#    encode-on-motion saves on an empty scene;
+# 4. sample: keyframes next to full decoding, on vtest re-encoded with a
+#    keyframe every 25 frames (vtest itself has 4 keyframes in 80 s):
+#    ffmpeg decoding every frame vs `-skip_frame nokey`, and capture at fps 5
+#    vs capture in keyframes mode.
 #
 # Prints figures and exits 0; it fails only when something does not run at all
 # (timings on shared machines are noise, so nothing is judged against a limit).
@@ -54,21 +62,45 @@ EOF
 
 now() { date +%s.%N; }
 
-# ---- the video ---------------------------------------------------------------
+ff() { ffmpeg -hide_banner -nostdin -loglevel error -y "$@" || die "ffmpeg $* failed"; }
+
+# ---- the videos ----------------------------------------------------------------
 read -r VW VH VDUR < <(ffprobe -v error -select_streams v:0 \
     -show_entries stream=width,height:format=duration -of default=nw=1:nk=1 "$VTEST" | xargs)
 
-# ---- baseline: ffmpeg decode only ---------------------------------------------
-ffmpeg -hide_banner -nostdin -benchmark -i "$VTEST" -an -f null - >"$WORK/ffmpeg.log" 2>&1 \
-    || die "ffmpeg failed: $(tail -3 "$WORK/ffmpeg.log")"
-read -r B_FRAMES B_UTIME B_STIME B_RTIME < <(python3 - "$WORK/ffmpeg.log" <<'EOF'
+# Cameras mostly send H.264: use it for the made clips when FFmpeg can encode it.
+ENCODERS=$(ffmpeg -hide_banner -encoders 2>/dev/null || true)  # not piped: grep -q would SIGPIPE it
+if grep -q ' libx264 ' <<<"$ENCODERS"; then
+    CODEC=(-c:v libx264 -preset veryfast -pix_fmt yuv420p)
+else
+    CODEC=(-c:v mpeg4 -q:v 4)
+fi
+GOP25=$WORK/gop25.mp4
+STILL=$WORK/still.mp4
+ff -i "$VTEST" -an "${CODEC[@]}" -g 25 -keyint_min 25 -sc_threshold 0 "$GOP25"
+ff -i "$VTEST" -frames:v 1 "$WORK/first.png"
+ff -loop 1 -framerate 10 -i "$WORK/first.png" -t "$VDUR" "${CODEC[@]}" -g 25 "$STILL"
+
+# ---- ffmpeg decode only ------------------------------------------------------------
+ffmpeg_decode() { # NAME FILE [input options...] -> $WORK/NAME.ff: frames cpu_s wall_s
+    local name=$1 file=$2
+    shift 2
+    ffmpeg -hide_banner -nostdin -benchmark "$@" -i "$file" -an -f null - \
+        >"$WORK/$name.fflog" 2>&1 || die "ffmpeg ($name) failed: $(tail -3 "$WORK/$name.fflog")"
+    python3 - "$WORK/$name.fflog" >"$WORK/$name.ff" <<'EOF'
 import re, sys
 t = open(sys.argv[1], errors="replace").read().replace("\r", "\n")
 frames = re.findall(r"frame=\s*(\d+)", t)
 b = re.search(r"bench: utime=([\d.]+)s stime=([\d.]+)s rtime=([\d.]+)s", t)
-print(frames[-1] if frames else 0, *(b.groups() if b else (0, 0, 0)))
+u, s, r = map(float, b.groups()) if b else (0, 0, 0)
+print(frames[-1] if frames else 0, u + s, r)
 EOF
-)
+}
+
+ffmpeg_decode ff_vtest "$VTEST"
+ffmpeg_decode ff_still "$STILL"
+ffmpeg_decode ff_gop25 "$GOP25"
+ffmpeg_decode ff_gop25_key "$GOP25" -skip_frame nokey
 
 # ---- nats-server ------------------------------------------------------------------
 PORT=$(free_port)
@@ -77,26 +109,30 @@ NATS_PID=$!
 wait_port "$PORT" || die "nats-server did not start: $(tail -3 "$WORK/nats.log")"
 
 # ---- capture runs -------------------------------------------------------------------
-write_config() { # FILE FPS
-    cat >"$1" <<EOF
+write_config() { # FILE URL FPS [extra camera keys...]
+    local file=$1 url=$2 fps=$3 extra
+    shift 3
+    cat >"$file" <<EOF
 prefix: benchcap
 log_level: info
 nats_url: nats://127.0.0.1:$PORT
 max_payload: 1048576
 cameras:
   - id: bench
-    url: $VTEST
-    fps: $2
+    url: $url
+    fps: $fps
     speed: 0
     loop: false
 EOF
+    for extra in "$@"; do echo "    $extra" >>"$file"; done
 }
 
 # Peak RSS and CPU: /usr/bin/time -v when it exists, else VmHWM and
 # utime+stime polled from /proc while it runs (the last poll is close enough).
-run_capture() { # NAME FPS -> $WORK/NAME.{log,time,hwm,cpu,wall}
-    local name=$1 fps=$2 cfg=$WORK/$1.yaml t0 t1 pid hwm=0 ticks=0 rc=0 v st
-    write_config "$cfg" "$fps"
+run_capture() { # NAME URL FPS [extra camera keys...] -> $WORK/NAME.{log,time,hwm,cpu,wall}
+    local name=$1 url=$2 fps=$3 cfg=$WORK/$1.yaml t0 t1 pid hwm=0 ticks=0 rc=0 v st
+    shift 3
+    write_config "$cfg" "$url" "$fps" "$@"
     t0=$(now)
     if [ -x /usr/bin/time ]; then
         VIGIL_HTTP_ADDR=off /usr/bin/time -v -o "$WORK/$name.time" \
@@ -120,14 +156,22 @@ run_capture() { # NAME FPS -> $WORK/NAME.{log,time,hwm,cpu,wall}
     grep -q '"event":"source.eof"' "$WORK/$name.log" || die "vigil-capture ($name) logged no source.eof"
 }
 
-run_capture every 1000
-run_capture default 5
+run_capture every "$VTEST" 1000 "publish_all: true"
+run_capture motion "$VTEST" 5
+run_capture all5 "$VTEST" 5 "publish_all: true"
+run_capture still_motion "$STILL" 5
+run_capture still_all "$STILL" 5 "publish_all: true"
+run_capture gop25_fps "$GOP25" 5
+run_capture gop25_key "$GOP25" 5 "sample: keyframes"
 
 # ---- report -----------------------------------------------------------------------
-python3 - "$WORK" "$VW" "$VH" "$VDUR" "$B_FRAMES" "$B_UTIME" "$B_STIME" "$B_RTIME" <<'EOF'
+python3 - "$WORK" "$VW" "$VH" "$VDUR" "${CODEC[1]}" <<'EOF'
 import json, re, sys
-work, vw, vh, vdur = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-bframes, butime, bstime, brtime = int(sys.argv[5]), *map(float, sys.argv[6:9])
+work, vw, vh, vdur, codec = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+
+def ff(name):
+    frames, cpu, wall = open(f"{work}/{name}.ff").read().split()
+    return {"frames": int(frames), "cpu": float(cpu), "wall": float(wall)}
 
 def capture(name):
     eof = {}
@@ -155,24 +199,49 @@ def capture(name):
 def cpu(r):
     return "n/a" if r["cpu"] is None else f"{r['cpu']:.2f} s"
 
-bfps = bframes / brtime if brtime > 0 else 0.0
-ev, de = capture("every"), capture("default")
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a is not None and b else "n/a"
+
+def share(r):
+    return "n/a" if r["cpu"] is None else f"{100 * r['cpu'] / vdur:.1f}% of one core"
+
+def counts(r):
+    return (f"{r['frames_published']:.0f} published, {r['frames_skipped']:.0f} skipped of"
+            f" {r['frames_sampled']:.0f} sampled, {r['frames_read']:.0f} decoded")
+
+fv, fs, fg, fk = ff("ff_vtest"), ff("ff_still"), ff("ff_gop25"), ff("ff_gop25_key")
+ev, mo, a5 = capture("every"), capture("motion"), capture("all5")
+sm, sa = capture("still_motion"), capture("still_all")
+gf, gk = capture("gop25_fps"), capture("gop25_key")
+
+bfps = fv["frames"] / fv["wall"] if fv["wall"] > 0 else 0.0
 efps = ev["frames_published"] / ev["elapsed_s"] if ev.get("elapsed_s") else 0.0
-print(f"bench.capture: {vw}x{vh}, {bframes} frames, {vdur:.1f} s of video")
-print(f"  baseline (ffmpeg decode only):     {bframes} frames in {brtime:.3f} s = {bfps:.0f} fps"
-      f" (cpu {butime + bstime:.2f} s)")
-print(f"  capture, every frame (fps 1000):   {ev['frames_published']:.0f} published of"
+print(f"bench.capture: {vw}x{vh}, {fv['frames']} frames, {vdur:.1f} s of video")
+print(f"  baseline (ffmpeg decode only):     {fv['frames']} frames in {fv['wall']:.3f} s ="
+      f" {bfps:.0f} fps (cpu {fv['cpu']:.2f} s)")
+print(f"  capture, every frame (fps 1000, publish_all): {ev['frames_published']:.0f} published of"
       f" {ev['frames_read']:.0f} read in {ev['elapsed_s']:.3f} s = {efps:.0f} fps"
       f" (process wall {ev['wall']:.2f} s, cpu {cpu(ev)}, dropped {ev['frames_dropped']:.0f},"
       f" decode errors {ev['decode_errors']:.0f})")
 print(f"  ratio capture/baseline:            {efps / bfps if bfps else 0:.3f}"
       f"  ({1000 / efps if efps else 0:.2f} ms per frame vs {1000 / bfps if bfps else 0:.2f} ms decode)")
 print(f"  capture peak RSS (every frame):    {ev['rss_kb'] / 1024:.1f} MiB")
-dfps = de["frames_read"] / de["elapsed_s"] if de.get("elapsed_s") else 0.0
-share = f"{100 * de['cpu'] / vdur:.1f}% of one core" if de["cpu"] is not None else "n/a"
-print(f"  capture, default sampling (fps 5): {de['frames_published']:.0f} published of"
-      f" {de['frames_read']:.0f} read in {de['elapsed_s']:.3f} s = {dfps:.0f} frames/s decoded"
-      f" (cpu {cpu(de)}, peak RSS {de['rss_kb'] / 1024:.1f} MiB)")
-print(f"  per-camera cost in real time at fps 5: {share}"
-      f" (cpu for {vdur:.1f} s of {vw}x{vh} video)")
+print("  fps 5 on vtest (people walking through nearly every frame):")
+print(f"    encode on motion (default):      cpu {cpu(mo)} = {ratio(mo['cpu'], fv['cpu'])} ffmpeg's"
+      f" decode, {share(mo)} in real time; {counts(mo)}; peak RSS {mo['rss_kb'] / 1024:.1f} MiB")
+print(f"    publish_all (every sampled):     cpu {cpu(a5)} = {ratio(a5['cpu'], fv['cpu'])} ffmpeg's"
+      f" decode, {share(a5)}; {counts(a5)}")
+print(f"  fps 5 on a still scene ({codec}, vtest's first frame for {vdur:.0f} s; ffmpeg decode"
+      f" cpu {fs['cpu']:.2f} s):")
+print(f"    encode on motion (default):      cpu {cpu(sm)} = {ratio(sm['cpu'], fs['cpu'])} ffmpeg's"
+      f" decode; {counts(sm)}")
+print(f"    publish_all:                     cpu {cpu(sa)} = {ratio(sa['cpu'], fs['cpu'])} ffmpeg's"
+      f" decode; {counts(sa)}")
+print(f"  keyframes only ({codec}, vtest re-encoded with a keyframe every 25 frames):")
+print(f"    ffmpeg, full decode:             {fg['frames']} frames, cpu {fg['cpu']:.2f} s")
+print(f"    ffmpeg, -skip_frame nokey:       {fk['frames']} frames, cpu {fk['cpu']:.2f} s"
+      f" = {ratio(fk['cpu'], fg['cpu'])} of full decode")
+print(f"    capture, sample fps (fps 5):     cpu {cpu(gf)}; {counts(gf)}")
+print(f"    capture, sample keyframes:       cpu {cpu(gk)} = {ratio(gk['cpu'], gf['cpu'])} of"
+      f" fps mode, {ratio(gk['cpu'], fg['cpu'])} of ffmpeg's full decode; {counts(gk)}")
 EOF

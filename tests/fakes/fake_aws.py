@@ -528,15 +528,23 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 JPEG_MAGIC = b"\xff\xd8"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FACE_BOX = {"Width": 0.25, "Height": 0.4, "Left": 0.375, "Top": 0.2}
+BOX_KEYS = ("Width", "Height", "Left", "Top")
 FACE_CONFIDENCE = 99.99
 DEFAULT_LABELS = [
     {"Name": "Person", "Confidence": 98.5,
      "Instances": [{"BoundingBox": {"Width": 0.3, "Height": 0.8, "Left": 0.35, "Top": 0.1},
                     "Confidence": 98.5}],
-     "Parents": [], "Aliases": [], "Categories": []},
+     "Parents": [], "Aliases": [{"Name": "Human"}], "Categories": []},
     {"Name": "Package", "Confidence": 40.0, "Instances": [], "Parents": [], "Aliases": [],
      "Categories": []},
 ]
+LABEL_FEATURES = ("GENERAL_LABELS", "IMAGE_PROPERTIES")
+LABEL_FILTERS = ("LabelInclusionFilters", "LabelExclusionFilters",
+                 "LabelCategoryInclusionFilters", "LabelCategoryExclusionFilters")
+# The five landmarks DetectFaces returns with the DEFAULT attributes, as
+# (type, x, y) fractions of the face box.
+DEFAULT_LANDMARKS = (("eyeLeft", 0.3, 0.35), ("eyeRight", 0.7, 0.35), ("nose", 0.5, 0.55),
+                     ("mouthLeft", 0.35, 0.75), ("mouthRight", 0.65, 0.75))
 HLS_API_NAMES = {"PUT_MEDIA", "GET_MEDIA", "LIST_FRAGMENTS", "GET_MEDIA_FOR_FRAGMENT_LIST",
                  "GET_HLS_STREAMING_SESSION_URL", "GET_DASH_STREAMING_SESSION_URL", "GET_CLIP",
                  "GET_IMAGES"}
@@ -565,6 +573,82 @@ def _json_number(v) -> bool:
 
 def _x(value) -> str:
     return _xml_escape(str(value), {'"': "&quot;"})
+
+
+def _number_in(v, lo, hi) -> bool:
+    return _json_number(v) and lo <= v <= hi
+
+
+def _check_box(box, where: str) -> dict:
+    """Ratios of the image size. AWS documents that a box reaching past the
+    image edge can have Left/Top below 0 or Left+Width above 1, so only
+    Width and Height are bounded (0..1)."""
+    if (not isinstance(box, dict) or not all(_json_number(box.get(k)) for k in BOX_KEYS)
+            or not all(_number_in(box[k], 0, 1) for k in ("Width", "Height"))):
+        raise ValueError(f"{where}: BoundingBox needs numbers Width, Height (0..1), Left, Top")
+    return {k: box[k] for k in BOX_KEYS}
+
+
+def _names(v, where: str) -> list:
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, dict) and isinstance(x.get("Name"), str)
+                                          for x in v):
+        raise ValueError(f"{where} must be a list of {{\"Name\": ...}}")
+    return [{"Name": x["Name"]} for x in v]
+
+
+def normalise_label(lb, i: int = 0) -> dict:
+    """A scripted Label in DetectLabels' documented shape: Name, Confidence,
+    Instances [{BoundingBox, Confidence}], Parents, Aliases, Categories
+    ([{Name}] each, [] when not given). ValueError names what is wrong."""
+    where = f"labels[{i}]"
+    if not isinstance(lb, dict) or not isinstance(lb.get("Name"), str) or not lb["Name"]:
+        raise ValueError(f"{where}: a Label needs a Name")
+    if not _number_in(lb.get("Confidence"), 0, 100):
+        raise ValueError(f"{where}: Confidence must be a number in 0..100")
+    inst = lb.get("Instances") or []
+    if not isinstance(inst, list):
+        raise ValueError(f"{where}: Instances must be a list")
+    out = {"Name": lb["Name"], "Confidence": lb["Confidence"], "Instances": []}
+    for k, ins in enumerate(inst):
+        if not isinstance(ins, dict):
+            raise ValueError(f"{where}.Instances[{k}] must be an object")
+        conf = ins.get("Confidence", lb["Confidence"])
+        if not _number_in(conf, 0, 100):
+            raise ValueError(f"{where}.Instances[{k}]: Confidence must be in 0..100")
+        item = {"BoundingBox": _check_box(ins.get("BoundingBox"), f"{where}.Instances[{k}]"),
+                "Confidence": conf}
+        if "DominantColors" in ins:
+            item["DominantColors"] = ins["DominantColors"]
+        out["Instances"].append(item)
+    for key in ("Parents", "Aliases", "Categories"):
+        out[key] = _names(lb.get(key), f"{where}.{key}")
+    return out
+
+
+def face_landmarks(box: dict) -> list:
+    return [{"Type": t, "X": round(box["Left"] + x * box["Width"], 6),
+             "Y": round(box["Top"] + y * box["Height"], 6)} for t, x, y in DEFAULT_LANDMARKS]
+
+
+def normalise_face(fd, i: int = 0) -> dict:
+    """A scripted FaceDetail: BoundingBox required; Confidence (99.99),
+    Landmarks (the five DEFAULT ones, from the box), Pose and Quality filled
+    in when not given."""
+    where = f"faces[{i}]"
+    if not isinstance(fd, dict):
+        raise ValueError(f"{where} must be an object")
+    box = _check_box(fd.get("BoundingBox"), where)
+    conf = fd.get("Confidence", FACE_CONFIDENCE)
+    if not _number_in(conf, 0, 100):
+        raise ValueError(f"{where}: Confidence must be in 0..100")
+    out = dict(fd)
+    out.update({"BoundingBox": box, "Confidence": conf})
+    out.setdefault("Landmarks", face_landmarks(box))
+    out.setdefault("Pose", {"Roll": 0.5, "Yaw": -1.5, "Pitch": 2.0})
+    out.setdefault("Quality", {"Brightness": 80.0, "Sharpness": 90.0})
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -599,6 +683,8 @@ class State:
             self.kvs_last: dict[str, dict] = {}
             self.iot_messages: list[dict] = []
             self.labels = json.loads(json.dumps(DEFAULT_LABELS))
+            self.faces = None           # None: one face (FACE_BOX) per image
+            self.rek_next: list[dict] = []  # scripted DetectLabels/DetectFaces answers
             self.imds_tokens: dict[str, float] = {}
             self.temp_creds: dict[str, Credential] = {}
             self.static = Credential(
@@ -639,6 +725,20 @@ class State:
             self.seq += 1
             rec["seq"] = self.seq
             self.requests.append(rec)
+
+    def take_script(self, op: str):
+        """The next scripted answer for DetectLabels / DetectFaces, or None."""
+        with self.lock:
+            for s in self.rek_next:
+                if s["api"] != op:
+                    continue
+                if s["count"] is not None:
+                    s["count"] -= 1
+                    if s["count"] <= 0:
+                        self.rek_next.remove(s)
+                s["hits"] = s.get("hits", 0) + 1
+                return json.loads(json.dumps(s))
+        return None
 
     def take_fault(self, api: str):
         with self.lock:
@@ -1033,7 +1133,7 @@ class Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _face_detail(attributes=None) -> dict:
-        d = {"BoundingBox": dict(FACE_BOX), "Landmarks": [],
+        d = {"BoundingBox": dict(FACE_BOX), "Landmarks": face_landmarks(FACE_BOX),
              "Pose": {"Roll": 0.5, "Yaw": -1.5, "Pitch": 2.0},
              "Quality": {"Brightness": 80.0, "Sharpness": 90.0},
              "Confidence": FACE_CONFIDENCE}
@@ -1184,22 +1284,85 @@ class Handler(BaseHTTPRequestHandler):
                       "SearchedFaceConfidence": FACE_CONFIDENCE,
                       "FaceMatches": matches[:max_faces], "FaceModelVersion": FACE_MODEL_VERSION})
 
+    def _rek_features(self, b):
+        v = b.get("Features", ["GENERAL_LABELS"])
+        if (not isinstance(v, list) or not v or len(v) > len(LABEL_FEATURES)
+                or any(f not in LABEL_FEATURES for f in v)):
+            raise self._rek_param("Request has invalid parameters: Features values must be in "
+                                  f"{list(LABEL_FEATURES)}")
+        return v
+
+    def _rek_label_filters(self, b) -> dict:
+        settings = b.get("Settings")
+        if settings is None:
+            return {}
+        general = settings.get("GeneralLabels") if isinstance(settings, dict) else None
+        if not isinstance(settings, dict) or (general is not None
+                                              and not isinstance(general, dict)):
+            raise self._rek_param("Request has invalid parameters: Settings.GeneralLabels "
+                                  "must be an object")
+        out = {}
+        for key, v in (general or {}).items():
+            if (key not in LABEL_FILTERS or not isinstance(v, list) or len(v) > 100
+                    or any(not isinstance(x, str) or not 1 <= len(x) <= 100 for x in v)):
+                raise self._rek_param(f"Request has invalid parameters: Settings.GeneralLabels."
+                                      f"{key}: one of {list(LABEL_FILTERS)}, up to 100 names")
+            out[key] = set(v)
+        return out
+
+    @staticmethod
+    def _label_passes(lb, filters) -> bool:
+        cats = {c["Name"] for c in lb.get("Categories", [])}
+        if lb["Name"] not in filters.get("LabelInclusionFilters", {lb["Name"]}):
+            return False
+        if lb["Name"] in filters.get("LabelExclusionFilters", ()):
+            return False
+        if ("LabelCategoryInclusionFilters" in filters
+                and not cats & filters["LabelCategoryInclusionFilters"]):
+            return False
+        return not cats & filters.get("LabelCategoryExclusionFilters", set())
+
     def _rekognition_DetectLabels(self, b):
         data = self._rek_image(b)
         max_labels = self._rek_int(b, "MaxLabels", 0, 1 << 31, 1000)
         min_conf = self._rek_float(b, "MinConfidence", 0, 100, 55.0)
-        with self.state.lock:
-            labels = json.loads(json.dumps(self.state.labels))
+        features = self._rek_features(b)
+        filters = self._rek_label_filters(b)
+        script = self.state.take_script("DetectLabels")
+        version = LABEL_MODEL_VERSION
+        if script is not None:
+            labels = script["labels"]
+            version = script.get("label_model_version") or version
+        else:
+            with self.state.lock:
+                labels = [normalise_label(lb, i) for i, lb in enumerate(self.state.labels)]
         if b"NOLABELS" in data:
             labels = []
-        labels = [lb for lb in labels if lb.get("Confidence", 0) >= min_conf]
-        labels.sort(key=lambda lb: -lb.get("Confidence", 0))
-        self._rek_ok({"Labels": labels[:max_labels], "LabelModelVersion": LABEL_MODEL_VERSION})
+        labels = [lb for lb in labels
+                  if lb["Confidence"] >= min_conf and self._label_passes(lb, filters)]
+        labels.sort(key=lambda lb: -lb["Confidence"])
+        out = {"LabelModelVersion": version}
+        if "GENERAL_LABELS" in features:
+            out["Labels"] = labels[:max_labels]
+        if "IMAGE_PROPERTIES" in features:
+            out["ImageProperties"] = {
+                "Quality": {"Brightness": 75.0, "Sharpness": 85.0, "Contrast": 70.0},
+                "DominantColors": []}
+        self._rek_ok(out)
 
     def _rekognition_DetectFaces(self, b):
         data = self._rek_image(b)
         attrs = self._rek_attrs(b, "Attributes")
-        details = [] if b"NOFACE" in data else [self._face_detail(attrs)]
+        script = self.state.take_script("DetectFaces")
+        if script is not None:
+            details = script["faces"]
+        else:
+            with self.state.lock:
+                canned = self.state.faces
+            details = ([normalise_face(f, i) for i, f in enumerate(canned)] if canned is not None
+                       else [self._face_detail(attrs)])
+        if b"NOFACE" in data:
+            details = []
         self._rek_ok({"FaceDetails": details})
 
     # --- SNS --------------------------------------------------------------
@@ -1692,13 +1855,32 @@ class Handler(BaseHTTPRequestHandler):
                              for cid, c in st.collections.items()}
         if route == ("POST", "/_fake/labels"):
             labels = b.get("labels")
-            if labels is not None and not (isinstance(labels, list)
-                                           and all(isinstance(x, dict) for x in labels)):
+            if labels is not None and not isinstance(labels, list):
                 raise ValueError("'labels' must be a list of Label objects or null")
+            labels = ([normalise_label(x, i) for i, x in enumerate(labels)]
+                      if labels is not None else json.loads(json.dumps(DEFAULT_LABELS)))
             with st.lock:
-                st.labels = labels if labels is not None else json.loads(
-                    json.dumps(DEFAULT_LABELS))
+                st.labels = labels
             return 200, {"labels": st.labels}
+        if route == ("POST", "/_fake/faces"):
+            faces = b.get("faces")
+            if faces is not None and not isinstance(faces, list):
+                raise ValueError("'faces' must be a list of FaceDetail objects or null")
+            faces = [normalise_face(x, i) for i, x in enumerate(faces)] if faces is not None \
+                else None
+            with st.lock:
+                st.faces = faces
+            return 200, {"faces": faces}
+        if path == "/_fake/rekognition/next":
+            if method == "POST":
+                return 200, self._add_script(b)
+            if method == "GET":
+                with st.lock:
+                    return 200, list(st.rek_next)
+            if method == "DELETE":
+                with st.lock:
+                    st.rek_next.clear()
+                return 200, {"ok": True}
         if path == "/_fake/config":
             if method == "POST":
                 return 200, self._set_config(b)
@@ -1742,6 +1924,32 @@ class Handler(BaseHTTPRequestHandler):
                     r["body_b64"] = base64.b64encode(raw).decode()
             out.append(r)
         return out
+
+    def _add_script(self, b):
+        api = b.get("api")
+        op = api.split(".", 1)[1] if isinstance(api, str) and api.startswith("rekognition.") \
+            else api
+        key = {"DetectLabels": "labels", "DetectFaces": "faces"}.get(op)
+        if key is None:
+            raise ValueError("'api' must be DetectLabels or DetectFaces "
+                             "(or rekognition.DetectLabels / rekognition.DetectFaces)")
+        items = b.get(key)
+        if not isinstance(items, list):
+            raise ValueError(f"{op} scripts need '{key}': a list (may be empty)")
+        norm = normalise_label if key == "labels" else normalise_face
+        count = b.get("count", 1)
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            raise ValueError("'count' must be an integer (<= 0 or null: unlimited)")
+        version = b.get("label_model_version")
+        if version is not None and not isinstance(version, str):
+            raise ValueError("'label_model_version' must be a string")
+        script = {"api": op, "count": None if count is None or count <= 0 else count,
+                  key: [norm(x, i) for i, x in enumerate(items)], "hits": 0}
+        if version:
+            script["label_model_version"] = version
+        with self.state.lock:
+            self.state.rek_next.append(script)
+        return script
 
     def _add_fault(self, b):
         api = b.get("api")

@@ -76,9 +76,9 @@ class Proc:
 class Tail:
     """`vigilctl tail SUBJECT` writing JSON lines to a file."""
 
-    def __init__(self, vigilctl, subject, path, env):
+    def __init__(self, vigilctl, subject, path, env, args=()):
         self.out = open(path, "wb")
-        self.p = subprocess.Popen([vigilctl, "tail", subject], env=env, stdout=self.out,
+        self.p = subprocess.Popen([vigilctl, "tail", *args, subject], env=env, stdout=self.out,
                                   stderr=subprocess.PIPE)
         line = self.p.stderr.readline()
         if not line.startswith(b"vigilctl: tailing"):
@@ -216,10 +216,11 @@ class Stack:
         return subprocess.run([os.path.join(self.bin, "vigilctl"), *args], env=self.env,
                               capture_output=True, timeout=kw.get("timeout", 30))
 
-    def tail(self, name, subject):
+    def tail(self, name, subject, *args):
         """Record every message on subject as JSON lines in <dir>/<name>.jsonl."""
         path = self.path(f"{name}.jsonl")
-        self.procs[name] = Tail(os.path.join(self.bin, "vigilctl"), subject, path, self.env)
+        self.procs[name] = Tail(os.path.join(self.bin, "vigilctl"), subject, path, self.env,
+                                args)
         return path
 
     def stop_all(self):

@@ -48,7 +48,7 @@ notifier:
 
 def check_bad_input(stack):
     before = stack.metric("dispatch", "vigil_dispatch_malformed_total")
-    r = stack.vigilctl("pub", "vigil.frames.x", "this is not a protobuf frame")
+    r = stack.vigilctl("pub", "vigil.frames.demo", "this is not a protobuf frame")
     check(r.returncode == 0, "vigilctl pub a malformed frame")
     wait_for(lambda: stack.metric("dispatch", "vigil_dispatch_malformed_total") > before, 10,
              "the malformed counter")

@@ -228,6 +228,172 @@ static void test_reset_relearns(void **state)
     vg_motion_destroy(m);
 }
 
+/* ---- motion masks ------------------------------------------------------ */
+
+static uint8_t mask[H][W];
+
+static void mask_rect(int x0, int y0, int w, int h)
+{
+    for (int y = y0; y < y0 + h; y++)
+        memset(&mask[y][x0], 1, (size_t)w);
+}
+
+static struct vg_motion *make_masked(void)
+{
+    struct vg_motion *m = make();
+    memset(mask, 0, sizeof(mask));
+    mask_rect(160, 0, 160, 120);            /* the top-right quarter is ignored */
+    assert_int_equal(vg_motion_set_mask(m, &mask[0][0], W), VG_OK);
+    return m;
+}
+
+static void test_change_inside_mask_is_ignored(void **state)
+{
+    struct vg_motion *m = make_masked();
+    struct vg_motion_result res;
+    draw_background();
+    feed(m, &res);
+    draw_square(200, 30, 48);               /* inside the mask */
+    feed(m, &res);
+    assert_int_equal(res.n_boxes, 0);
+    assert_true(res.score == 0.0f);         /* masked pixels are not in the score either */
+    vg_motion_destroy(m);
+}
+
+static void test_change_outside_mask_is_a_box(void **state)
+{
+    struct vg_motion *m = make_masked();
+    struct vg_motion_result res;
+    draw_background();
+    feed(m, &res);
+    draw_square(200, 30, 48);               /* inside: ignored */
+    draw_square(40, 150, 48);               /* outside: seen */
+    feed(m, &res);
+    assert_int_equal(res.n_boxes, 1);
+    assert_float_equal(res.boxes[0].x, 40.0f / W, 0.005f);
+    assert_float_equal(res.boxes[0].y, 150.0f / H, 0.005f);
+    assert_float_equal(res.score, 48.0f * 48.0f / (W * H), 0.0001f);
+    vg_motion_destroy(m);
+}
+
+static void test_box_across_mask_edge_is_clipped(void **state)
+{
+    struct vg_motion *m = make_masked();
+    struct vg_motion_result res;
+    draw_background();
+    feed(m, &res);
+    draw_square(120, 40, 64);               /* x 120..183: 24 px under the mask */
+    feed(m, &res);
+    assert_int_equal(res.n_boxes, 1);
+    assert_float_equal(res.boxes[0].x, 120.0f / W, 0.005f);
+    assert_float_equal(res.boxes[0].w, 40.0f / W, 0.005f);
+    vg_motion_destroy(m);
+}
+
+static void test_clearing_mask_watches_everything(void **state)
+{
+    struct vg_motion *m = make_masked();
+    struct vg_motion_result res;
+    assert_int_equal(vg_motion_set_mask(m, NULL, 0), VG_OK);
+    draw_background();
+    feed(m, &res);
+    draw_square(200, 30, 48);
+    feed(m, &res);
+    assert_int_equal(res.n_boxes, 1);
+    assert_int_equal(vg_motion_set_mask(m, &mask[0][0], W - 1), VG_ERR_INVALID);
+    assert_int_equal(vg_motion_set_mask(NULL, NULL, 0), VG_ERR_INVALID);
+    vg_motion_destroy(m);
+}
+
+/* ---- global change ------------------------------------------------------ */
+
+static void brighten(int by)
+{
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            frame[y][x] = (uint8_t)(frame[y][x] + by);
+}
+
+static struct vg_motion *make_with_max_area(double max_area)
+{
+    struct vg_motion *m = make();
+    assert_int_equal(vg_motion_set_max_area(m, max_area), VG_OK);
+    return m;
+}
+
+static void test_brightness_jump_is_not_motion(void **state)
+{
+    struct vg_motion *m = make_with_max_area(0.8);
+    struct vg_motion_result res;
+    draw_background();
+    feed(m, &res);
+    draw_background();
+    brighten(80);                           /* the lights came on */
+    feed(m, &res);
+    assert_int_equal(res.global_change, 1);
+    assert_int_equal(res.n_boxes, 0);
+    assert_true(res.score > 0.8f);          /* the score still says what changed */
+    /* The bright scene is the background now: still frames are quiet... */
+    for (int i = 0; i < 5; i++) {
+        feed(m, &res);
+        assert_int_equal(res.global_change, 0);
+        assert_int_equal(res.n_boxes, 0);
+    }
+    /* ...and motion in it is found again. */
+    draw_square(100, 100, 40);
+    feed(m, &res);
+    assert_int_equal(res.global_change, 0);
+    assert_int_equal(res.n_boxes, 1);
+    assert_float_equal(res.boxes[0].x, 100.0f / W, 0.005f);
+    vg_motion_destroy(m);
+}
+
+static void test_large_motion_below_max_area_is_motion(void **state)
+{
+    struct vg_motion *m = make_with_max_area(0.8);
+    struct vg_motion_result res;
+    draw_background();
+    feed(m, &res);
+    draw_square(0, 0, 200);                 /* 200x200 = 52% of 320x240 */
+    feed(m, &res);
+    assert_int_equal(res.global_change, 0);
+    assert_int_equal(res.n_boxes, 1);
+    vg_motion_destroy(m);
+}
+
+static void test_max_area_counts_watched_pixels(void **state)
+{
+    struct vg_motion *m = make_with_max_area(0.8);
+    struct vg_motion_result res;
+    memset(mask, 0, sizeof(mask));
+    mask_rect(0, 0, W / 2, H);              /* left half ignored */
+    assert_int_equal(vg_motion_set_mask(m, &mask[0][0], W), VG_OK);
+    draw_background();
+    feed(m, &res);
+    draw_background();
+    brighten(80);                           /* half the image, but all that is watched */
+    feed(m, &res);
+    assert_int_equal(res.global_change, 1);
+    assert_int_equal(res.n_boxes, 0);
+    vg_motion_destroy(m);
+}
+
+static void test_max_area_off_by_default(void **state)
+{
+    struct vg_motion *m = make();
+    struct vg_motion_result res;
+    draw_background();
+    feed(m, &res);
+    brighten(80);
+    feed(m, &res);
+    assert_int_equal(res.global_change, 0);
+    assert_int_equal(res.n_boxes, 1);       /* one box: the whole picture */
+    assert_true(res.boxes[0].w > 0.99f && res.boxes[0].h > 0.99f);
+    assert_int_equal(vg_motion_set_max_area(m, 0.0), VG_ERR_INVALID);
+    assert_int_equal(vg_motion_set_max_area(m, 1.5), VG_ERR_INVALID);
+    vg_motion_destroy(m);
+}
+
 static void test_bad_arguments(void **state)
 {
     struct vg_motion *m = NULL;
@@ -252,6 +418,14 @@ int main(void)
         cmocka_unit_test(test_nearby_parts_merge),
         cmocka_unit_test(test_boxes_are_capped_largest_first),
         cmocka_unit_test(test_reset_relearns),
+        cmocka_unit_test(test_change_inside_mask_is_ignored),
+        cmocka_unit_test(test_change_outside_mask_is_a_box),
+        cmocka_unit_test(test_box_across_mask_edge_is_clipped),
+        cmocka_unit_test(test_clearing_mask_watches_everything),
+        cmocka_unit_test(test_brightness_jump_is_not_motion),
+        cmocka_unit_test(test_large_motion_below_max_area_is_motion),
+        cmocka_unit_test(test_max_area_counts_watched_pixels),
+        cmocka_unit_test(test_max_area_off_by_default),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,7 +20,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vigilctl [--config FILE] COMMAND [ARGS]\n"
             "commands:\n"
-            "  tail SUBJECT [--count N] [--timeout S] [--brief]\n"
+            "  tail SUBJECT [--count N] [--timeout S] [--brief] [--bytes]\n"
             "        print messages on SUBJECT (\"alerts\" = <prefix>.alerts.>) as JSON lines,\n"
             "        or with --brief one readable line per alert or delivery\n"
             "  pub SUBJECT [DATA|-]\n"

@@ -1,5 +1,7 @@
 #include "pbjson.h"
 
+#include <openssl/evp.h>
+
 #include <string.h>
 
 #include "vigil/v1/vigil.pb-c.h"
@@ -94,6 +96,23 @@ static json_t *repeated_json(const ProtobufCFieldDescriptor *f, const char *base
     return a;
 }
 
+static int with_bytes;
+
+void ctl_pb_json_with_bytes(int on) { with_bytes = on; }
+
+/* "<name>_base64" beside "<name>_size", for tests and tools that need the JPEG. */
+static void add_base64(json_t *obj, const char *name, const ProtobufCBinaryData *b)
+{
+    char key[96];
+    char *text = malloc(4 * ((b->len + 2) / 3) + 1);
+    if (!text)
+        return;
+    EVP_EncodeBlock((unsigned char *)text, b->data, (int)b->len);
+    snprintf(key, sizeof(key), "%s_base64", name);
+    json_object_set_new(obj, key, json_string(text));
+    free(text);
+}
+
 json_t *ctl_pb_to_json(const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -110,6 +129,8 @@ json_t *ctl_pb_to_json(const ProtobufCMessage *m)
             char key[96];
             snprintf(key, sizeof(key), "%s_size", f->name);
             json_object_set_new(obj, key, v);
+            if (with_bytes)
+                add_base64(obj, f->name, (const ProtobufCBinaryData *)(base + f->offset));
         } else {
             json_object_set_new(obj, f->name, v);
         }

@@ -81,6 +81,7 @@ int ctl_cmd_tail(struct ctl *c, int argc, char **argv)
         {"count", required_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'},
         {"brief", no_argument, NULL, 'b'},
+        {"bytes", no_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     long count = 0;
@@ -88,13 +89,15 @@ int ctl_cmd_tail(struct ctl *c, int argc, char **argv)
     int ch, brief = 0;
     char subject[256];
     natsSubscription *sub = NULL;
-    while ((ch = getopt_long(argc, argv, "n:t:b", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "n:t:bB", opts, NULL)) != -1) {
         if (ch == 'n')
             count = atol(optarg);
         else if (ch == 't')
             timeout_s = atof(optarg);
         else if (ch == 'b')
             brief = 1;
+        else if (ch == 'B')
+            ctl_pb_json_with_bytes(1);
         else
             return 2;
     }

@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""A local fake of the HTTP API that DeepStack and CodeProject.AI Server share
+(/v1/vision/detection, /v1/vision/face), for tests. Python 3 standard library
+only. See tests/fakes/README.md, "fake_deepstack.py".
+
+  python3 tests/fakes/fake_deepstack.py --port 0 --port-file /tmp/ds.port \\
+      [--mode deepstack|codeproject] [--api-key KEY]
+"""
+import argparse
+import email.parser
+import email.policy
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+ENDPOINTS = {"/v1/vision/detection": "detection", "/v1/vision/face": "face"}
+MODES = ("deepstack", "codeproject")
+MAX_BODY = 32 * 1024 * 1024
+DEFAULT_MIN_CONFIDENCE = {"detection": 0.45, "face": 0.45}
+DEFAULT_PREDICTIONS = {
+    "detection": [{"label": "person", "confidence": 0.91,
+                   "x_min": 10, "y_min": 20, "x_max": 110, "y_max": 220}],
+    "face": [{"confidence": 0.98, "x_min": 40, "y_min": 30, "x_max": 80, "y_max": 80}],
+}
+PRED_KEYS = ("confidence", "x_min", "y_min", "x_max", "y_max")
+JPEG_MAGIC = b"\xff\xd8"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SCRIPT_KEYS = {"endpoint", "count", "predictions", "delay_ms", "status", "success", "error",
+               "body", "huge_bytes"}
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.Lock()
+        self.stop = threading.Event()   # wakes delayed answers at shutdown
+        self.port = 0
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.mode = self.args.mode
+            self.api_key = self.args.api_key
+            self.seq = 0
+            self.requests = []
+            self.scripts = []
+
+    def record(self, rec):
+        with self.lock:
+            self.seq += 1
+            rec["seq"] = self.seq
+            self.requests.append(rec)
+            del self.requests[:-2000]
+
+    def take_script(self, endpoint):
+        with self.lock:
+            for s in self.scripts:
+                if s["endpoint"] not in (endpoint, "*"):
+                    continue
+                if s["count"] is not None:
+                    s["count"] -= 1
+                    if s["count"] <= 0:
+                        self.scripts.remove(s)
+                s["hits"] += 1
+                return dict(s)
+        return None
+
+
+def check_predictions(preds, endpoint):
+    if not isinstance(preds, list):
+        raise ValueError("'predictions' must be a list")
+    for i, p in enumerate(preds):
+        if not isinstance(p, dict):
+            raise ValueError(f"predictions[{i}] must be an object")
+        if endpoint != "face" and not isinstance(p.get("label"), str):
+            raise ValueError(f"predictions[{i}] needs a 'label' (detection)")
+    return preds
+
+
+def parse_script(b):
+    unknown = set(b) - SCRIPT_KEYS
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(SCRIPT_KEYS)}")
+    endpoint = b.get("endpoint", "detection")
+    if endpoint not in ("detection", "face", "*"):
+        raise ValueError("'endpoint' must be detection, face or *")
+    count = b.get("count", 1)
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+        raise ValueError("'count' must be an integer (<= 0 or null: unlimited)")
+    status = b.get("status", 200)
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError("'status' must be an HTTP status")
+    for key in ("delay_ms", "huge_bytes"):
+        v = b.get(key, 0)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"'{key}' must be a non-negative number")
+    if "body" in b and not isinstance(b["body"], str):
+        raise ValueError("'body' must be a string (sent as it is)")
+    if "success" in b and not isinstance(b["success"], bool):
+        raise ValueError("'success' must be true or false")
+    s = {"endpoint": endpoint, "count": None if count is None or count <= 0 else count,
+         "status": status, "delay_ms": b.get("delay_ms", 0), "hits": 0}
+    for key in ("success", "error", "body", "huge_bytes"):
+        if key in b:
+            s[key] = b[key]
+    if "predictions" in b:
+        s["predictions"] = check_predictions(b["predictions"], endpoint)
+    return s
+
+
+def parse_form(ctype, body):
+    """multipart/form-data -> {name: {"data": bytes, "filename": str|None,
+    "content_type": str}}; {} for other content types."""
+    if not ctype.lower().startswith("multipart/form-data"):
+        return {}
+    head = f"Content-Type: {ctype}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not msg.is_multipart():
+        return {}
+    fields = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        fields[name] = {"data": part.get_payload(decode=True) or b"",
+                        "filename": part.get_filename(),
+                        "content_type": part.get_content_type()}
+    return fields
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeDeepStack/1.0"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    @property
+    def state(self) -> State:
+        return self.server.state
+
+    def do_GET(self):
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_GET
+
+    def _record(self, status):
+        """The request went into the log when it arrived (so a client holding
+        its answer, or waiting for it, finds it there); now its status."""
+        self._status = status
+        if self._rec is not None:
+            with self.state.lock:
+                self._rec["status"] = status
+            sys.stderr.write(f"fake_deepstack {self.command} {self._rec['path']} "
+                             f"status={status}\n")
+            self._rec = None
+
+    def _send(self, status, body: bytes, ctype="application/json"):
+        self._record(status)
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, status, obj):
+        self._send(status, json.dumps(obj, separators=(",", ":")).encode())
+
+    def _read_body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_BODY:
+            raise ValueError(f"body larger than {MAX_BODY} bytes")
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _handle(self):
+        self._status = None
+        path, _, query = self.path.partition("?")
+        rec = {"time": time.time(), "method": self.command, "path": path,
+               "endpoint": ENDPOINTS.get(path), "fields": {}, "status": None}
+        self._rec = None if path.startswith("/_fake/") else rec
+        if self._rec is not None:
+            self.state.record(rec)
+        try:
+            body = self._read_body()
+            if path.startswith("/_fake/"):
+                return self._control(path, query, body)
+            if self.command != "POST" or path not in ENDPOINTS:
+                rec["endpoint"] = None
+                return self._send_json(404, {"success": False,
+                                             "error": f"no endpoint {self.command} {path}"})
+            self._vision(ENDPOINTS[path], body, rec)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except ValueError as e:
+            self.close_connection = True
+            self._send_json(400, {"success": False, "error": str(e)})
+        finally:
+            self._record(self._status)     # no answer went out (the client hung up)
+
+    # --- the vision API -------------------------------------------------------
+
+    def _fail(self, status, error):
+        """A request error the way the configured server answers it: DeepStack
+        with the HTTP status, CodeProject.AI with 200 and success false."""
+        if self.state.mode == "codeproject" and status == 400:
+            status = 200
+        self._send_json(status, {"success": False, "error": error})
+
+    def _vision(self, endpoint, body, rec):
+        st = self.state
+        fields = parse_form(self.headers.get("Content-Type") or "", body)
+        # Text fields' values are shown, except the key; files by size.
+        fields_view = {k: {"len": len(v["data"]), "filename": v["filename"],
+                           "content_type": v["content_type"],
+                           **({"value": v["data"].decode("utf-8", "replace")}
+                              if v["filename"] is None and k != "api_key" else {})}
+                       for k, v in fields.items()}
+        with st.lock:
+            rec["fields"] = fields_view
+            api_key = st.api_key
+        if api_key and (fields.get("api_key", {}).get("data", b"").decode("utf-8", "replace")
+                        != api_key):
+            return self._send_json(403, {"success": False, "error": "Incorrect api key"})
+        image = fields.get("image")
+        if image is None or not image["data"]:
+            return self._fail(400, "No image supplied" if st.mode == "codeproject"
+                              else "image is required (multipart field 'image')")
+        if not (image["data"].startswith(JPEG_MAGIC) or image["data"].startswith(PNG_MAGIC)):
+            return self._fail(400, "Unable to decode the image")
+        min_conf = DEFAULT_MIN_CONFIDENCE[endpoint]
+        if "min_confidence" in fields:
+            try:
+                min_conf = float(fields["min_confidence"]["data"].decode())
+            except ValueError:
+                return self._fail(400, "min_confidence must be a number")
+        self._answer(endpoint, min_conf, st.take_script(endpoint))
+
+    def _answer(self, endpoint, min_conf, script):
+        s = script or {"status": 200, "delay_ms": 0}
+        if s["delay_ms"]:
+            self.state.stop.wait(s["delay_ms"] / 1000.0)
+        if "body" in s:
+            return self._send(s["status"], s["body"].encode())
+        if s.get("huge_bytes"):
+            return self._send_huge(s["status"], int(s["huge_bytes"]))
+        if s.get("success") is False or s["status"] != 200:
+            return self._send_json(s["status"], {"success": False,
+                                                 "error": s.get("error", "Injected failure")})
+        preds = s.get("predictions", DEFAULT_PREDICTIONS[endpoint])
+        preds = [p for p in preds if p.get("confidence", 1) >= min_conf]
+        out = {"success": True, "predictions": preds}
+        if self.state.mode == "codeproject":
+            out.update({"message": f"Found {len(preds)} objects", "count": len(preds),
+                        "inferenceMs": 12, "processMs": 15, "analysisRoundTripMs": 20,
+                        "moduleId": "ObjectDetectionYOLOv5-6.2" if endpoint == "detection"
+                        else "FaceProcessing", "command": endpoint, "code": 200})
+        else:
+            out["duration"] = 0
+        self._send_json(200, out)
+
+    def _send_huge(self, status, n):
+        """A valid JSON object of n bytes, sent in pieces (the client may hang up)."""
+        head, tail = b'{"success":true,"predictions":[],"padding":"', b'"}'
+        pad = max(0, n - len(head) - len(tail))
+        self._record(status)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(head) + pad + len(tail)))
+        self.end_headers()
+        self.wfile.write(head)
+        chunk = b"x" * 65536
+        while pad > 0:
+            self.wfile.write(chunk[:min(pad, len(chunk))])
+            pad -= min(pad, len(chunk))
+        self.wfile.write(tail)
+
+    # --- control API ------------------------------------------------------------
+
+    def _control(self, path, query, body):
+        try:
+            b = json.loads(body.decode("utf-8")) if body.strip() else {}
+            if not isinstance(b, dict):
+                raise ValueError("body must be a JSON object")
+            out = self._control_route(self.command, path.rstrip("/"),
+                                      dict(parse_qsl(query)), b)
+        except (ValueError, UnicodeDecodeError) as e:
+            return self._send_json(400, {"error": str(e)})
+        if out is None:
+            return self._send_json(404, {"error": f"no control endpoint {self.command} {path}"})
+        self._send_json(200, out)
+
+    def _control_route(self, method, path, q, b):
+        st = self.state
+        if (method, path) == ("GET", "/_fake/health"):
+            return {"ok": True, "port": st.port, "mode": st.mode}
+        if (method, path) == ("POST", "/_fake/reset"):
+            st.reset()
+            return {"ok": True}
+        if path == "/_fake/next":
+            if method == "POST":
+                s = parse_script(b)
+                with st.lock:
+                    st.scripts.append(s)
+                return s
+            with st.lock:
+                if method == "GET":
+                    return list(st.scripts)
+                if method == "DELETE":
+                    st.scripts.clear()
+                    return {"ok": True}
+        if (method, path) == ("GET", "/_fake/requests"):
+            with st.lock:
+                recs = [dict(r) for r in st.requests]
+            if "endpoint" in q:
+                recs = [r for r in recs if r["endpoint"] == q["endpoint"]]
+            return recs
+        if path == "/_fake/config":
+            if method == "POST":
+                return self._set_config(b)
+            if method == "GET":
+                with st.lock:
+                    return {"mode": st.mode, "api_key_set": bool(st.api_key)}
+        return None
+
+    def _set_config(self, b):
+        st = self.state
+        unknown = set(b) - {"mode", "api_key"}
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; known: api_key, mode")
+        if "mode" in b and b["mode"] not in MODES:
+            raise ValueError(f"'mode' must be one of {list(MODES)}")
+        if "api_key" in b and b["api_key"] is not None and not isinstance(b["api_key"], str):
+            raise ValueError("'api_key' must be a string or null")
+        with st.lock:
+            st.mode = b.get("mode", st.mode)
+            if "api_key" in b:
+                st.api_key = b["api_key"] or None
+            return {"mode": st.mode, "api_key_set": bool(st.api_key)}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False      # a hanging scripted answer must not hold up shutdown
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, addr, state):
+        self.state = state
+        super().__init__(addr, Handler)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Fake DeepStack / CodeProject.AI (tests only).")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick one)")
+    ap.add_argument("--port-file", help="write the port here once listening")
+    ap.add_argument("--mode", choices=MODES, default="deepstack",
+                    help="how request errors are answered: deepstack = HTTP 400, "
+                         "codeproject = HTTP 200 with success false")
+    ap.add_argument("--api-key", default=None, help="require this api_key form field (403)")
+    args = ap.parse_args(argv)
+    state = State(args)
+    server = Server(("127.0.0.1", args.port), state)
+    state.port = server.server_address[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{state.port}\n")
+        os.replace(tmp, args.port_file)
+    sys.stderr.write(f"fake_deepstack listening on 127.0.0.1:{state.port} ({args.mode})\n")
+    stopping = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    t.start()
+    while not stopping:
+        time.sleep(0.1)
+    state.stop.set()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
