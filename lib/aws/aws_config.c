@@ -2,8 +2,17 @@
 
 vg_status vg_aws_from_config(struct vg_aws **out, const struct vg_config *cfg)
 {
+    return vg_aws_from_config_capped(out, cfg, 0);
+}
+
+vg_status vg_aws_from_config_capped(struct vg_aws **out, const struct vg_config *cfg,
+                                    int max_timeout_ms)
+{
     const struct vg_aws_cfg *c = &cfg->aws;
     struct vg_aws *aws = NULL;
+    int timeout = c->timeout_ms;
+    if (max_timeout_ms > 0 && (timeout <= 0 || max_timeout_ms < timeout))
+        timeout = max_timeout_ms;
     struct vg_aws_opts o = {
         .region = c->region[0] ? c->region : NULL,
         .creds = {
@@ -11,8 +20,8 @@ vg_status vg_aws_from_config(struct vg_aws **out, const struct vg_config *cfg)
             .secret_access_key = c->secret_access_key[0] ? c->secret_access_key : NULL,
             .profile = c->profile[0] ? c->profile : NULL,
         },
-        .connect_timeout_ms = c->connect_timeout_ms,
-        .timeout_ms = c->timeout_ms,
+        .connect_timeout_ms = c->connect_timeout_ms < timeout ? c->connect_timeout_ms : timeout,
+        .timeout_ms = timeout,
         .max_attempts = c->max_attempts,
     };
     vg_status st = vg_aws_create(&aws, &o);

@@ -60,6 +60,7 @@
 #include <strings.h>
 
 #include "aws/client.h"
+#include "aws/aws_config.h"
 #include "aws/rekognition.h"
 #include "detect/detector.h"
 #include "log.h"
@@ -134,33 +135,7 @@ static struct {
  * (10 s by default) when the frame is stale after 2. */
 static vg_status make_client(const struct vg_config *cfg, struct vg_aws **out)
 {
-    const struct vg_aws_cfg *c = &cfg->aws;
-    int timeout = c->timeout_ms;
-    if (cfg->dispatch.detect_timeout_ms > 0 &&
-        (timeout <= 0 || cfg->dispatch.detect_timeout_ms < timeout))
-        timeout = cfg->dispatch.detect_timeout_ms;
-    struct vg_aws_opts o = {
-        .region = c->region[0] ? c->region : NULL,
-        .creds = {
-            .access_key_id = c->access_key_id[0] ? c->access_key_id : NULL,
-            .secret_access_key = c->secret_access_key[0] ? c->secret_access_key : NULL,
-            .profile = c->profile[0] ? c->profile : NULL,
-        },
-        .connect_timeout_ms = c->connect_timeout_ms < timeout ? c->connect_timeout_ms : timeout,
-        .timeout_ms = timeout,
-        .max_attempts = c->max_attempts,
-    };
-    struct vg_aws *aws = NULL;
-    vg_status st = vg_aws_create(&aws, &o);
-    for (int i = 0; st == VG_OK && i < c->n_rate_limits; i++)
-        st = vg_aws_set_rate_limit(aws, c->rate_limits[i].api, c->rate_limits[i].per_second,
-                                   c->rate_limits[i].burst);
-    if (st != VG_OK) {
-        vg_aws_destroy(aws);
-        return st;
-    }
-    *out = aws;
-    return VG_OK;
+    return vg_aws_from_config_capped(out, cfg, cfg->dispatch.detect_timeout_ms);
 }
 
 /* The shared client for cfg; a private one when another configuration (a
