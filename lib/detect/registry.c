@@ -5,11 +5,13 @@
 #include "detect/detector.h"
 
 extern const struct vg_detector_backend vg_detector_motion;
+extern const struct vg_detector_backend vg_detector_opencv;
 extern const struct vg_detector_backend vg_detector_rekognition;
 extern const struct vg_detector_backend vg_detector_deepstack;
 
 const struct vg_detector_backend *const vg_detector_backends[] = {
     &vg_detector_motion,
+    &vg_detector_opencv,
     &vg_detector_rekognition,
     &vg_detector_deepstack,
     NULL,

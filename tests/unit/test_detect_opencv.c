@@ -1,0 +1,652 @@
+/* The opencv detector on real parts: people in vtest.avi (Debian's
+ * opencv-doc), a generated clip with motion and no people, a tiny Darknet
+ * network this test writes itself (decoding, not accuracy), bad files and bad
+ * images, and the [motion, opencv] chain from a YAML file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "config.h"
+#include "detect/chain.h"
+#include "detect/detector.h"
+#include "image/jpeg.h"
+#include "image/motion.h"
+#include "opts.h"
+#include "timeutil.h"
+
+#define VTEST "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+#define MAX_FRAMES 200
+#define MAX_JPEG (4 << 20)
+
+#define assert_vg_ok(expr)                                                                   \
+    do {                                                                                     \
+        vg_status st_ = (expr);                                                              \
+        if (st_ != VG_OK)                                                                    \
+            fail_msg("%s: %s: %s", #expr, vg_status_str(st_), vg_err_detail());              \
+    } while (0)
+
+static const struct vg_detector_backend *be;
+static char tmpdir[] = "/tmp/vigil-opencv-XXXXXX";
+
+/* ---- frames ------------------------------------------------------------------- */
+
+struct frames {
+    int n, w, h;
+    uint8_t *rgb[MAX_FRAMES];
+};
+
+static void frames_free(struct frames *f)
+{
+    for (int i = 0; i < f->n; i++)
+        free(f->rgb[i]);
+    f->n = 0;
+}
+
+/* Split ffmpeg's MJPEG pipe at each end-of-image marker and decode. */
+static int read_frames(const char *cmd, struct frames *f, int max)
+{
+    FILE *p = popen(cmd, "r");
+    uint8_t *buf = malloc(MAX_JPEG);
+    size_t len = 0;
+    int c, prev = -1;
+    memset(f, 0, sizeof(*f));
+    if (!p || !buf)
+        goto out;
+    while ((c = getc(p)) != EOF && f->n < max && len < MAX_JPEG) {
+        buf[len++] = (uint8_t)c;
+        if (prev == 0xFF && c == 0xD9) {
+            uint8_t *px = NULL;
+            if (vg_jpeg_decode_rgb(NULL, buf, len, 0, &px, &f->w, &f->h) == VG_OK)
+                f->rgb[f->n++] = px;
+            len = 0;
+        }
+        prev = c;
+    }
+out:
+    free(buf);
+    if (p)
+        pclose(p);
+    return f->n;
+}
+
+static int vtest_frames(struct frames *f, const char *fps, int max)
+{
+    char cmd[512];
+    if (access(VTEST, R_OK) != 0)
+        fail_msg("%s missing (Debian package opencv-doc, scripts/deps)", VTEST);
+    snprintf(cmd, sizeof(cmd), "ffmpeg -v error -nostdin -i %s -vf fps=%s -frames:v %d "
+             "-f image2pipe -vcodec mjpeg -q:v 3 -", VTEST, fps, max);
+    return read_frames(cmd, f, max);
+}
+
+/* ---- settings and state --------------------------------------------------------- */
+
+static void *settings_new(void)
+{
+    void *s = calloc(1, be->opts_size);
+    assert_non_null(s);
+    vg_opts_defaults(be->opts, s);
+    return s;
+}
+
+static void set(void *s, const char *key, const char *value)
+{
+    for (const struct vg_opt *o = be->opts; o->key; o++)
+        if (!strcmp(o->key, key)) {
+            assert_vg_ok(vg_opts_set(o, s, value, "test "));
+            return;
+        }
+    fail_msg("no key %s", key);
+}
+
+static void *open_state(void *s)
+{
+    void *state = NULL;
+    assert_vg_ok(be->check(s));
+    assert_vg_ok(be->init(&state, s, NULL));
+    return state;
+}
+
+static vg_status run(void *state, const uint8_t *rgb, int w, int h, const struct vg_box *regions,
+                     size_t n, struct vg_detect_res *res)
+{
+    struct vg_image img = {.rgb = rgb, .width = w, .height = h};
+    struct vg_detect_req req = {.img = &img, .regions = regions, .n_regions = n,
+                                .want_faces = 1, .deadline_us = vg_now_us() + 60000000};
+    memset(res, 0, sizeof(*res));
+    return be->detect(state, &req, res);
+}
+
+/* Print person labels where there should be none, for the failure message. */
+static void show_persons(const char *clip, int frame, const struct vg_detect_res *res)
+{
+    for (size_t i = 0; i < res->n; i++) {
+        const struct vg_label *l = &res->labels[i];
+        if (l->category == VG_CAT_PERSON)
+            printf("  %s frame %d: person %.2f at %.2f,%.2f %.2fx%.2f\n", clip, frame,
+                   l->confidence, l->box.x, l->box.y, l->box.w, l->box.h);
+    }
+}
+
+static int count_category(const struct vg_detect_res *res, enum vg_category cat, float min_conf)
+{
+    int n = 0;
+    for (size_t i = 0; i < res->n; i++)
+        n += res->labels[i].category == cat && res->labels[i].confidence >= min_conf;
+    return n;
+}
+
+static char *tmp_path(const char *name)
+{
+    static char path[4][256];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, sizeof(path[0]), "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+/* ---- people on vtest ---------------------------------------------------------------- */
+
+static void finds_people_in_vtest(void **unused)
+{
+    struct frames f;
+    void *s = settings_new();
+    set(s, "faces", "false");
+    void *state = open_state(s);
+    struct vg_detect_res *res = malloc(sizeof(*res));
+    int with_person = 0;
+    int n = vtest_frames(&f, "1/2", 40);
+    assert_true(n >= 30);
+    int64_t t0 = vg_mono_us();
+    for (int i = 0; i < n; i++) {
+        assert_vg_ok(run(state, f.rgb[i], f.w, f.h, NULL, 0, res));
+        with_person += count_category(res, VG_CAT_PERSON, 0) > 0;
+        for (size_t k = 0; k < res->n; k++) {
+            const struct vg_label *l = &res->labels[k];
+            assert_string_equal(l->raw, "person");
+            assert_true(l->box.w > 0 && l->box.h > 0 && l->box.x + l->box.w <= 1.0001f &&
+                        l->box.y + l->box.h <= 1.0001f);
+        }
+    }
+    double share = (double)with_person / n;
+    printf("vtest whole frames %dx%d: person in %d of %d frames (%.0f%%), %.0f ms/frame\n", f.w,
+           f.h, with_person, n, 100 * share, (vg_mono_us() - t0) / 1000.0 / n);
+    /* Measured 88%: whole-frame HOG misses the people under ~128 px. */
+    assert_true(share >= 0.75);
+    free(res);
+    be->cleanup(state);
+    free(s);
+    frames_free(&f);
+}
+
+/* ---- motion without people ------------------------------------------------------------ */
+
+/* A 640x480 scene: a sine texture whose brightness ramps, bright and dark
+ * rectangles and discs that move across it, a striped bar that slides.
+ * Everything a motion detector fires on; nothing shaped like a person. */
+static void draw_scene(uint8_t *rgb, int w, int h, int t)
+{
+    double light = 0.6 + 0.4 * sin(t * 0.3);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double v = 110 + 60 * sin(x * 0.05) * cos(y * 0.04);
+            uint8_t *p = rgb + ((size_t)y * w + x) * 3;
+            p[0] = (uint8_t)(v * light);
+            p[1] = (uint8_t)(v * light * 0.9);
+            p[2] = (uint8_t)(v * light * 0.7);
+        }
+    for (int k = 0; k < 3; k++) {
+        int cx = (40 + t * (12 + 7 * k) + 150 * k) % w, cy = 80 + 130 * k;
+        int r = 30 + 10 * k;
+        for (int y = cy - r; y < cy + r; y++)
+            for (int x = cx - r; x < cx + r; x++) {
+                if (x < 0 || y < 0 || x >= w || y >= h)
+                    continue;
+                int disc = k % 2 && (x - cx) * (x - cx) + (y - cy) * (y - cy) > r * r;
+                if (disc)
+                    continue;
+                uint8_t *p = rgb + ((size_t)y * w + x) * 3;
+                p[0] = (uint8_t)(k == 1 ? 20 : 230), p[1] = (uint8_t)(40 * k), p[2] = 200;
+            }
+    }
+    for (int y = 400; y < 440; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = rgb + ((size_t)y * w + x) * 3;
+            p[0] = p[1] = p[2] = ((x + t * 9) / 12) % 2 ? 240 : 15;
+        }
+}
+
+/* Motion on a half-size grey image, as capture does on its downscaled one. */
+static void grey_half(const uint8_t *rgb, int w, int h, uint8_t *grey)
+{
+    for (int y = 0; y < h / 2; y++)
+        for (int x = 0; x < w / 2; x++) {
+            const uint8_t *p = rgb + ((size_t)(2 * y) * w + 2 * x) * 3;
+            grey[y * (w / 2) + x] = (uint8_t)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
+        }
+}
+
+static void to_hint(const struct vg_motion_result *r, struct vg_motion_hint *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->score = r->score;
+    for (int i = 0; i < r->n_boxes && m->n < VG_DETECT_MAX_REGIONS; i++) {
+        m->boxes[m->n] = (struct vg_box){r->boxes[i].x, r->boxes[i].y, r->boxes[i].w,
+                                         r->boxes[i].h};
+        m->fill[m->n++] = r->boxes[i].fill;
+    }
+}
+
+/* Person labels in a clip, on whole frames and on crops around its motion. */
+static int persons_in(void *state, const char *clip, const struct frames *f, int *crops)
+{
+    struct vg_motion *mo = NULL;
+    struct vg_detect_res *res = malloc(sizeof(*res));
+    uint8_t *grey = malloc((size_t)(f->w / 2) * (f->h / 2));
+    int persons = 0;
+    assert_vg_ok(vg_motion_create(&mo, f->w / 2, f->h / 2, 25, 0.002, 0.05));
+    for (int i = 0; i < f->n; i++) {
+        struct vg_motion_result mr;
+        struct vg_motion_hint hint;
+        struct vg_box regions[VG_DETECT_MAX_REGIONS];
+        grey_half(f->rgb[i], f->w, f->h, grey);
+        assert_vg_ok(vg_motion_feed(mo, grey, f->w / 2, &mr));
+        to_hint(&mr, &hint);
+        size_t n = vg_motion_regions(&hint, 0.8, regions, VG_DETECT_MAX_REGIONS);
+        for (int pass = 0; pass < (n ? 2 : 1); pass++) {
+            assert_vg_ok(run(state, f->rgb[i], f->w, f->h, pass ? regions : NULL, pass ? n : 0,
+                             res));
+            show_persons(clip, i, res);
+            persons += count_category(res, VG_CAT_PERSON, 0);
+        }
+        *crops += n > 0;
+    }
+    vg_motion_destroy(mo);
+    free(grey);
+    free(res);
+    return persons;
+}
+
+static void no_person_in_motion_without_people(void **unused)
+{
+    enum { W = 640, H = 480 };
+    struct frames drawn = {.n = 24, .w = W, .h = H}, ts, mb;
+    void *s = settings_new();
+    void *state = open_state(s);
+    int crops = 0;
+    for (int t = 0; t < drawn.n; t++) {
+        drawn.rgb[t] = malloc((size_t)W * H * 3);
+        draw_scene(drawn.rgb[t], W, H, t);
+    }
+    /* ffmpeg's moving test patterns too. */
+    assert_true(read_frames("ffmpeg -v error -nostdin -f lavfi -i testsrc2=size=640x480:rate=2 "
+                            "-frames:v 20 -f image2pipe -vcodec mjpeg -q:v 3 -", &ts, 20) == 20);
+    assert_true(read_frames("ffmpeg -v error -nostdin -f lavfi -i mandelbrot=size=640x480:rate=2 "
+                            "-frames:v 20 -f image2pipe -vcodec mjpeg -q:v 3 -", &mb, 20) == 20);
+    int persons = persons_in(state, "drawn", &drawn, &crops) +
+                  persons_in(state, "testsrc2", &ts, &crops) +
+                  persons_in(state, "mandelbrot", &mb, &crops);
+    printf("no-people clips: %d frames (%d also as motion crops), %d person labels at the "
+           "default hog_min_confidence\n", drawn.n + ts.n + mb.n, crops, persons);
+    assert_int_equal(persons, 0);
+    frames_free(&drawn);
+    frames_free(&ts);
+    frames_free(&mb);
+    be->cleanup(state);
+    free(s);
+}
+
+/* ---- faces ------------------------------------------------------------------------------ */
+
+static uint8_t *read_jpeg(const char *path, int *w, int *h)
+{
+    static uint8_t buf[1 << 20];
+    uint8_t *px = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("%s missing (Debian package opencv-doc)", path);
+    size_t len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    assert_vg_ok(vg_jpeg_decode_rgb(NULL, buf, len, 0, &px, w, h));
+    return px;
+}
+
+/* messi5.jpg (opencv-doc): one player facing the camera, face ~30 px. */
+static void faces_when_wanted(void **unused)
+{
+    int w, h;
+    uint8_t *rgb = read_jpeg("/usr/share/doc/opencv-doc/examples/data/messi5.jpg", &w, &h);
+    void *s = settings_new();
+    set(s, "pets", "true");
+    void *state = open_state(s);
+    struct vg_detect_res *res = malloc(sizeof(*res));
+    assert_vg_ok(run(state, rgb, w, h, NULL, 0, res));
+    int faces = count_category(res, VG_CAT_FACE, 0);
+    printf("messi5.jpg %dx%d: %zu labels, %d face labels, %zu face boxes\n", w, h, res->n, faces,
+           res->n_faces);
+    for (size_t i = 0; i < res->n; i++)
+        printf("  %s %.2f at %.0f,%.0f %.0fx%.0f px\n", res->labels[i].raw,
+               res->labels[i].confidence, res->labels[i].box.x * w, res->labels[i].box.y * h,
+               res->labels[i].box.w * w, res->labels[i].box.h * h);
+    assert_int_equal((size_t)faces, res->n_faces);
+    /* His face: about 37x37 px at 227,94 (OpenCV's own cascade sample). */
+    int his = 0;
+    for (size_t i = 0; i < res->n_faces; i++) {
+        const struct vg_box *b = &res->faces[i].box;
+        his += fabsf(b->x * w - 227) < 10 && fabsf(b->y * h - 94) < 10 &&
+               fabsf(b->w * w - 37) < 10;
+    }
+    assert_int_equal(his, 1);
+    /* Not wanted: no face search at all. */
+    struct vg_image img = {.rgb = rgb, .width = w, .height = h};
+    struct vg_detect_req req = {.img = &img};
+    memset(res, 0, sizeof(*res));
+    assert_vg_ok(be->detect(state, &req, res));
+    assert_int_equal(res->n_faces, 0);
+    assert_int_equal(count_category(res, VG_CAT_FACE, 0), 0);
+    free(res);
+    be->cleanup(state);
+    free(s);
+    free(rgb);
+}
+
+/* ---- a tiny Darknet network ------------------------------------------------------------ */
+
+/* A 32x32 input, one 32x32 convolution (zero weights: its outputs are its
+ * biases) and a [yolo] layer with one anchor of 16x16 px over the 1x1 grid.
+ * OpenCV's yolo layer turns the 7 outputs (tx, ty, tw, th, obj, c0, c1) into
+ * cx = sigmoid(tx), cy = sigmoid(ty), w = exp(tw) * 16 / 32,
+ * h = exp(th) * 16 / 32 and class probabilities sigmoid(obj) * sigmoid(c). */
+static const char tiny_cfg[] =
+    "[net]\nwidth=32\nheight=32\nchannels=3\n\n"
+    "[convolutional]\nbatch_normalize=0\nfilters=7\nsize=32\nstride=1\npad=0\n"
+    "activation=linear\n\n"
+    "[yolo]\nmask=0\nanchors=16,16\nclasses=2\nnum=1\n";
+
+static double logit(double p) { return log(p / (1 - p)); }
+
+static void write_tiny_weights(const char *path, size_t keep)
+{
+    const size_t nweights = 7 * 3 * 32 * 32;
+    size_t len = 20 + (7 + nweights) * sizeof(float);
+    uint8_t *buf = calloc(1, len);
+    int32_t ver[3] = {0, 2, 0};         /* 0.2: "seen" is a uint64 */
+    uint64_t seen = 0;
+    float bias[7] = {(float)logit(0.3), (float)logit(0.6), (float)log(0.8), (float)log(0.4),
+                     4.0f, -4.0f, 4.0f};
+    memcpy(buf, ver, sizeof(ver));
+    memcpy(buf + 12, &seen, sizeof(seen));
+    memcpy(buf + 20, bias, sizeof(bias));
+    write_file(path, buf, keep ? keep : len);
+    free(buf);
+}
+
+static void *tiny_settings(void)
+{
+    void *s = settings_new();
+    write_file(tmp_path("tiny.cfg"), tiny_cfg, strlen(tiny_cfg));
+    write_tiny_weights(tmp_path("tiny.weights"), 0);
+    write_file(tmp_path("tiny.names"), "parcel\ndog\n", 11);
+    set(s, "people", "false");
+    set(s, "faces", "false");
+    set(s, "model", tmp_path("tiny.weights"));
+    set(s, "config", tmp_path("tiny.cfg"));
+    set(s, "classes", tmp_path("tiny.names"));
+    set(s, "input_width", "32");
+    return s;
+}
+
+static void darknet_output_decoded(void **unused)
+{
+    enum { W = 320, H = 240 };
+    void *s = tiny_settings();
+    void *state = open_state(s);
+    struct vg_detect_res *res = malloc(sizeof(*res));
+    uint8_t *rgb = calloc(1, (size_t)W * H * 3);
+    assert_vg_ok(run(state, rgb, W, H, NULL, 0, res));
+    assert_int_equal(res->n, 1);
+    const struct vg_label *l = &res->labels[0];
+    assert_string_equal(l->raw, "dog");
+    assert_int_equal(l->category, VG_CAT_PET);
+    /* sigmoid(4)^2 */
+    assert_float_equal(l->confidence, 0.9647f, 0.002f);
+    /* cx 0.3, cy 0.6, w 0.4, h 0.2 (plain resize: normalised stays normalised) */
+    assert_float_equal(l->box.x, 0.1f, 0.01f);
+    assert_float_equal(l->box.y, 0.5f, 0.01f);
+    assert_float_equal(l->box.w, 0.4f, 0.01f);
+    assert_float_equal(l->box.h, 0.2f, 0.01f);
+    /* In crops mode the box is found in each crop and mapped back: a crop of
+     * the right half puts it at 0.5 + 0.1 * 0.5 across. */
+    be->cleanup(state);
+    set(s, "regions", "crops");
+    state = open_state(s);
+    struct vg_box right = {0.5f, 0, 0.5f, 1};
+    assert_vg_ok(run(state, rgb, W, H, &right, 1, res));
+    assert_int_equal(res->n, 1);
+    assert_float_equal(res->labels[0].box.x, 0.55f, 0.01f);
+    assert_float_equal(res->labels[0].box.w, 0.2f, 0.01f);
+    assert_float_equal(res->labels[0].box.y, 0.5f, 0.01f);
+    free(rgb);
+    free(res);
+    be->cleanup(state);
+    free(s);
+}
+
+/* ---- bad files ------------------------------------------------------------------------- */
+
+static void init_fails(void *s, const char *expect)
+{
+    void *state = NULL;
+    vg_status st = be->check(s);
+    if (st == VG_OK)
+        st = be->init(&state, s, NULL);
+    if (st != VG_ERR_CONFIG)
+        fail_msg("expected a config error with \"%s\", got %s", expect, vg_status_str(st));
+    if (!strstr(vg_err_detail(), expect))
+        fail_msg("detail \"%s\" lacks \"%s\"", vg_err_detail(), expect);
+    printf("  rejected: %s\n", vg_err_detail());
+    assert_null(state);
+}
+
+static void bad_model_files_fail_clearly(void **unused)
+{
+    void *s = tiny_settings();
+    char *missing = tmp_path("nope.onnx");
+    set(s, "model", missing);
+    init_fails(s, missing);                                     /* missing: at check */
+
+    set(s, "model", tmp_path("tiny.bin"));
+    write_file(tmp_path("tiny.bin"), "x", 1);
+    init_fails(s, "cannot tell the framework");
+
+    set(s, "model", tmp_path("tiny.weights"));
+    write_tiny_weights(tmp_path("tiny.weights"), 400);          /* truncated */
+    init_fails(s, tmp_path("tiny.weights"));
+    write_tiny_weights(tmp_path("tiny.weights"), 0);
+
+    const char *bad_cfg = "[net]\nwidth=32\n[convolutional]\nfilters=-3\n";
+    write_file(tmp_path("bad.cfg"), bad_cfg, strlen(bad_cfg));
+    set(s, "config", tmp_path("bad.cfg"));
+    init_fails(s, tmp_path("tiny.weights"));                    /* corrupt cfg */
+    set(s, "config", "");
+    init_fails(s, "needs config");
+
+    write_file(tmp_path("junk.onnx"), "\x08\x07garbage-not-protobuf\xff\xfe", 24);
+    set(s, "model", tmp_path("junk.onnx"));
+    init_fails(s, tmp_path("junk.onnx"));                       /* corrupt ONNX */
+
+    set(s, "model", tmp_path("tiny.weights"));
+    set(s, "config", tmp_path("tiny.cfg"));
+    write_file(tmp_path("bin.names"), "dog\n\x01\x02\x03\n", 8);
+    set(s, "classes", tmp_path("bin.names"));
+    init_fails(s, tmp_path("bin.names"));                       /* not a names file */
+
+    set(s, "classes", tmp_path("tiny.names"));
+    set(s, "faces", "true");
+    set(s, "face_cascade", tmp_path("tiny.cfg"));
+    init_fails(s, "not an OpenCV cascade");
+    free(s);
+}
+
+/* ---- bad images ------------------------------------------------------------------------ */
+
+static void bad_images_and_deadlines(void **unused)
+{
+    void *s = settings_new();
+    void *state = open_state(s);
+    struct vg_detect_res *res = malloc(sizeof(*res));
+    uint8_t tiny[8 * 8 * 3];
+    memset(tiny, 128, sizeof(tiny));
+    assert_int_equal(run(state, NULL, 0, 0, NULL, 0, res), VG_ERR_INVALID);
+    assert_int_equal(run(state, tiny, 0, 8, NULL, 0, res), VG_ERR_INVALID);
+    assert_vg_ok(run(state, tiny, 8, 8, NULL, 0, res));
+    assert_int_equal(res->n, 0);
+    assert_vg_ok(run(state, tiny, 1, 1, NULL, 0, res));
+    /* Regions that collapse to nothing, or lie outside the image. */
+    struct vg_box odd[2] = {{0.5f, 0.5f, 0.0f, 0.0f}, {2.0f, 2.0f, 0.5f, 0.5f}};
+    assert_vg_ok(run(state, tiny, 8, 8, odd, 2, res));
+    assert_int_equal(res->n, 0);
+
+    struct vg_image img = {.rgb = tiny, .width = 8, .height = 8};
+    struct vg_detect_req req = {.img = &img, .deadline_us = vg_now_us() - 1};
+    assert_int_equal(be->detect(state, &req, res), VG_ERR_TIMEOUT);
+    assert_non_null(strstr(vg_err_detail(), "deadline"));
+    free(res);
+    be->cleanup(state);
+    free(s);
+}
+
+/* ---- the chain: [motion, opencv] from a YAML file ------------------------------------------ */
+
+static const char *write_yaml(const char *name, const char *text)
+{
+    char *path = tmp_path(name);
+    write_file(path, text, strlen(text));
+    return path;
+}
+
+static void chain_motion_then_opencv(void **unused)
+{
+    static struct vg_config cfg;
+    struct vg_detect_settings *s = NULL;
+    struct vg_detect_engine *e = NULL;
+    struct vg_motion *mo = NULL;
+    struct vg_chain_out *out = malloc(sizeof(*out));
+    struct frames f;
+    const char *path = write_yaml("chain.yaml",
+                                  "dispatch: {detectors: [motion, opencv]}\n"
+                                  "cameras:\n"
+                                  "  - id: vtest\n"
+                                  "    url: " VTEST "\n"
+                                  "    watch: [person]\n"
+                                  "detectors:\n"
+                                  "  opencv:\n"
+                                  "    faces: false\n");
+    assert_vg_ok(vg_cfg_load(&cfg, path));
+    assert_vg_ok(vg_detect_settings_load(&s, &cfg));
+    assert_vg_ok(vg_detect_engine_create(&e, s));
+    int n = vtest_frames(&f, "2", 60);
+    assert_true(n >= 50);
+    assert_vg_ok(vg_motion_create(&mo, f.w / 2, f.h / 2, 25, 0.002, 0.05));
+    uint8_t *grey = malloc((size_t)(f.w / 2) * (f.h / 2));
+    int moving = 0, person = 0, gated = 0;
+    int64_t t0 = vg_mono_us();
+    for (int i = 0; i < n; i++) {
+        struct vg_motion_result mr;
+        struct vg_motion_hint hint;
+        struct vg_image img = {.rgb = f.rgb[i], .width = f.w, .height = f.h};
+        grey_half(f.rgb[i], f.w, f.h, grey);
+        assert_vg_ok(vg_motion_feed(mo, grey, f.w / 2, &mr));
+        to_hint(&mr, &hint);
+        assert_vg_ok(vg_detect_engine_run(e, &cfg.cameras[0], &img, &hint, 0, out));
+        gated += out->gated;
+        if (out->stages_run == 2) {
+            moving++;
+            assert_string_equal(out->detector, "opencv");
+            person += out->res.n > 0 && out->res.labels[0].category == VG_CAT_PERSON;
+        }
+    }
+    printf("chain [motion, opencv] on vtest: %d frames, %d gated, %d analysed, person in %d "
+           "(%.0f%%), %.1f ms/frame\n", n, gated, moving, person,
+           moving ? 100.0 * person / moving : 0.0, (vg_mono_us() - t0) / 1000.0 / n);
+    assert_true(gated >= 1);                /* the first frame only learns */
+    assert_true(moving >= n / 2);
+    /* Measured 86% (the crops are scaled up: people are found down to ~85 px). */
+    assert_true(person >= moving * 3 / 4);
+    free(grey);
+    vg_motion_destroy(mo);
+    frames_free(&f);
+    vg_detect_engine_destroy(e);
+    vg_detect_settings_destroy(s);
+
+    /* The backend's own keys are checked with file:line. */
+    path = write_yaml("bad.yaml", "dispatch: {detectors: [motion, opencv]}\n"
+                                  "detectors:\n  opencv:\n    hog_strid: 8\n");
+    assert_vg_ok(vg_cfg_load(&cfg, path));
+    assert_int_equal(vg_detect_settings_load(&s, &cfg), VG_ERR_CONFIG);
+    assert_non_null(strstr(vg_err_detail(), "bad.yaml:4: unknown key \"detectors.opencv."
+                                            "hog_strid\""));
+    path = write_yaml("bad2.yaml", "dispatch: {detectors: [motion, opencv]}\n"
+                                   "detectors:\n  opencv: {model: /nonexistent/yolo.onnx}\n");
+    assert_vg_ok(vg_cfg_load(&cfg, path));
+    assert_int_equal(vg_detect_settings_load(&s, &cfg), VG_ERR_CONFIG);
+    assert_non_null(strstr(vg_err_detail(), "/nonexistent/yolo.onnx"));
+    free(out);
+}
+
+static void registered_with_its_caps(void **unused)
+{
+    assert_non_null(be);
+    assert_int_equal(be->caps, VG_DETECT_LOCAL | VG_DETECT_PIXELS | VG_DETECT_FACES);
+    char names[256];
+    vg_detector_names(names, sizeof(names));
+    assert_non_null(strstr(names, "motion, opencv"));
+    for (const struct vg_opt *o = be->opts; o->key; o++)
+        assert_true(o->help && o->help[0]);
+}
+
+static int setup(void **unused)
+{
+    be = vg_detector_find("opencv");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **unused)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(registered_with_its_caps),
+        cmocka_unit_test(bad_images_and_deadlines),
+        cmocka_unit_test(darknet_output_decoded),
+        cmocka_unit_test(bad_model_files_fail_clearly),
+        cmocka_unit_test(no_person_in_motion_without_people),
+        cmocka_unit_test(faces_when_wanted),
+        cmocka_unit_test(finds_people_in_vtest),
+        cmocka_unit_test(chain_motion_then_opencv),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
