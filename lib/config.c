@@ -131,6 +131,7 @@ static const struct field dispatch_fields[] = {
     INT("workers", struct vg_config, dispatch.workers, 1, 64),
     INT("max_frame_age_ms", struct vg_config, dispatch.max_frame_age_ms, 10, 600000),
     INT("detect_timeout_ms", struct vg_config, dispatch.detect_timeout_ms, 10, 600000),
+    INT("remote_interval_ms", struct vg_config, dispatch.remote_interval_ms, 0, 3600000),
     ENUM("faces", struct vg_config, dispatch.faces, faces_modes),
     INT("face_margin_px", struct vg_config, dispatch.face_margin_px, 0, 1000),
     INT("max_faces", struct vg_config, dispatch.max_faces, 0, 16),
@@ -249,6 +250,7 @@ void vg_cfg_defaults(struct vg_config *cfg)
     cfg->dispatch.workers = 2;
     cfg->dispatch.max_frame_age_ms = 2000;
     cfg->dispatch.detect_timeout_ms = 2000;
+    cfg->dispatch.remote_interval_ms = 3000;
     cfg->dispatch.faces = VG_FACES_AUTO;
     cfg->dispatch.face_margin_px = 25;
     cfg->dispatch.max_faces = 4;

@@ -138,6 +138,7 @@ struct vg_config {
         int workers;            /* detector threads */
         int max_frame_age_ms;   /* older frames are dropped, not analysed */
         int detect_timeout_ms;  /* deadline of one detector stage */
+        int remote_interval_ms; /* a remote stage is asked about a camera at most this often */
         int faces;              /* enum vg_faces_mode */
         int face_margin_px;     /* around each face crop (seed 002: 25) */
         int max_faces;          /* face crops per frame */

@@ -1,5 +1,7 @@
 #include "detect/chain.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +18,24 @@
  * than the torso. */
 #define REGION_PAD 0.25f
 
+/* A remote stage's last verdict on a camera: while it is younger than
+ * dispatch.remote_interval_ms, the stage is not asked again. Shared by the
+ * workers (a camera moves between them), hence atomics. */
+struct verdict {
+    _Atomic int64_t at_us;          /* 0: none yet */
+    _Atomic int passed;
+};
+
 struct vg_detect_settings {
     const struct vg_config *cfg;
     size_t n;
     void *settings[MAX_BACKENDS];   /* by registry index; NULL for backends without keys */
     int used[MAX_BACKENDS];         /* named in some camera's chain */
+    struct verdict *verdicts;       /* [camera][stage] */
 };
 
 struct stage_metrics {
-    struct vg_counter *calls, *skipped, *errors, *timeouts;
+    struct vg_counter *calls, *skipped, *errors, *timeouts, *reused;
 };
 
 struct vg_detect_engine {
@@ -112,6 +123,8 @@ vg_status vg_detect_settings_load(struct vg_detect_settings **out, const struct 
     s->cfg = cfg;
     while (vg_detector_backends[s->n] && s->n < MAX_BACKENDS)
         s->n++;
+    if (!(s->verdicts = calloc((size_t)(cfg->n_cameras + 1) * VG_MAX_CHAIN, sizeof(*s->verdicts))))
+        goto out;
     if ((st = check_chains(s)) != VG_OK || (st = vg_cfg_section(cfg, "detectors", &root, &section)))
         goto out;
     if ((st = bind_backends(s, section)) != VG_OK)
@@ -130,6 +143,7 @@ void vg_detect_settings_destroy(struct vg_detect_settings *s)
         return;
     for (size_t i = 0; i < s->n; i++)
         free(s->settings[i]);
+    free(s->verdicts);
     free(s);
 }
 
@@ -165,6 +179,10 @@ vg_status vg_detect_engine_create(struct vg_detect_engine **out,
                                   be->name);
         m->timeouts = stage_counter("vigil_detector_timeouts_total",
                                     "Detector stage calls past their deadline", be->name);
+        m->reused = stage_counter("vigil_detector_reused_total",
+                                  "Frames that took a remote stage's recent verdict on the same "
+                                  "camera instead of a call (dispatch.remote_interval_ms)",
+                                  be->name);
         if (!s->used[i])
             continue;
         vg_status st = be->init ? be->init(&e->state[i], s->settings[i], s->cfg) : VG_OK;
@@ -325,6 +343,40 @@ static int worth_next(const struct vg_camera_cfg *cam, const struct vg_detect_re
     return 0;
 }
 
+/* Verdicts age in the camera's time: the frames' capture times. */
+static int64_t frame_time(const struct vg_image *img)
+{
+    return img->capture_ts_us ? img->capture_ts_us : vg_now_us();
+}
+
+static struct verdict *verdict_of(const struct vg_detect_settings *s,
+                                  const struct vg_camera_cfg *cam, int stage)
+{
+    ptrdiff_t c = cam - s->cfg->cameras;
+    if (c < 0 || c >= s->cfg->n_cameras || stage >= VG_MAX_CHAIN)
+        return NULL;    /* a camera from another configuration (tests): no memory */
+    return &s->verdicts[c * VG_MAX_CHAIN + stage];
+}
+
+/* A remote stage asked about this camera less than remote_interval_ms ago:
+ * its verdict stands for this frame too. Passed: the previous stage's labels
+ * (already in out) are the result; rejected: nothing is. */
+static int reuse_verdict(struct vg_detect_engine *e, int idx, struct verdict *v, int64_t now,
+                         struct vg_chain_out *out)
+{
+    int64_t interval_us = (int64_t)e->s->cfg->dispatch.remote_interval_ms * 1000;
+    int64_t at = atomic_load(&v->at_us);
+    if (!(vg_detector_backends[idx]->caps & VG_DETECT_REMOTE) || interval_us <= 0 || at == 0 ||
+        now - at >= interval_us || now < at)
+        return 0;
+    out->reused = 1;
+    if (!atomic_load(&v->passed)) {
+        out->res.n = 0;
+        out->gated = 1;
+    }
+    return 1;
+}
+
 static vg_status run_stage(struct vg_detect_engine *e, int idx, struct vg_detect_req *req,
                            struct vg_detect_res *res)
 {
@@ -365,6 +417,11 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
             st = vg_errf(VG_ERR_CONFIG, "detector %s is not initialised", chain[i]);
             break;
         }
+        struct verdict *v = verdict_of(e->s, cam, i);
+        if (i > 0 && v && reuse_verdict(e, idx, v, frame_time(img), out)) {
+            vg_counter_inc(e->m[idx].reused);
+            break;  /* out holds the previous stage's result, or nothing */
+        }
         vg_status sst = run_stage(e, idx, &req, cur);
         if (sst != VG_OK) {
             if (i == 0)
@@ -381,7 +438,14 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
         out->raw = raw;
         out->detector = vg_detector_backends[idx]->name;
         out->stages_run = i + 1;
-        if (i + 1 < n && !worth_next(cam, cur)) {
+        unsigned caps = vg_detector_backends[idx]->caps;
+        out->faces_searched = want_faces && (caps & VG_DETECT_FACES) && (caps & VG_DETECT_LOCAL);
+        int worth = worth_next(cam, cur);
+        if (v && (vg_detector_backends[idx]->caps & VG_DETECT_REMOTE)) {
+            atomic_store(&v->passed, worth);
+            atomic_store(&v->at_us, frame_time(img));
+        }
+        if (i + 1 < n && !worth) {
             out->gated = 1;
             for (int k = i + 1; k < n; k++) {
                 int skip = backend_index(vg_detector_find(chain[k]));

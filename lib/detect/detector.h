@@ -64,6 +64,7 @@ struct vg_image {
     int width, height;
     const uint8_t *jpeg;
     size_t jpeg_len;
+    int64_t capture_ts_us;      /* when the frame was captured (vg_now_us clock); 0: now */
 };
 
 /* Motion as capture saw it: boxes and the changed share of the image. */

@@ -112,6 +112,7 @@ static void publish_detection(struct disp_worker *w, const Vigil__V1__Frame *f,
     det.stages_run = (uint32_t)out->stages_run;
     det.gated = out->gated;
     det.degraded = out->degraded;
+    det.reused = out->reused;
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "detections", cam->id);
     if (vg_bus_publish(vg_svc_bus(d->svc), subject, &det.base) != VG_OK) {
         vg_counter_inc(d->publish_failed);
@@ -169,6 +170,7 @@ void disp_analyse(struct disp_worker *w, const struct disp_frame *fr)
     vg_counter_inc(d->frames);
     img.jpeg = f->jpeg.data;
     img.jpeg_len = f->jpeg.len;
+    img.capture_ts_us = f->header->capture_ts_us;
     if (d->needs_pixels) {
         vg_status st = vg_jpeg_decode_rgb(w->jpeg, f->jpeg.data, f->jpeg.len, MAX_FRAME_PIXELS,
                                           &rgb, &img.width, &img.height);

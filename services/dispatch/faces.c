@@ -1,6 +1,7 @@
 /* Faces out: for person labels, the backend's face boxes (or the frontal-face
- * cascade on each person's box), each cropped with a margin (seed 002 pads
- * 25 px) and published as a FaceCrop for facematch. */
+ * cascade on each person's box, unless the deciding stage was a local one that
+ * already ran it), each cropped with a margin (seed 002 pads 25 px) and
+ * published as a FaceCrop for facematch. */
 #include <stdlib.h>
 
 #include "disp.h"
@@ -84,7 +85,7 @@ void disp_publish_faces(struct disp_worker *w, const Vigil__V1__Frame *f,
     if (out->res.n_faces > 0) {
         faces = out->res.faces;     /* the backend found them itself */
         n = out->res.n_faces;
-    } else if (w->faces && vg_face_finder_run(w->faces, img, people, n_people, found,
+    } else if (!out->faces_searched && w->faces && vg_face_finder_run(w->faces, img, people, n_people, found,
                                               VG_DETECT_MAX_FACES, &n) != VG_OK) {
         VG_WARN("face.find_failed", f->header->camera_id, "%s", vg_err_detail());
         return;

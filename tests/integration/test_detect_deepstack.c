@@ -475,6 +475,44 @@ static void chain_falls_back_to_motion(void **state)
     rig_down(&r);
 }
 
+/* dispatch.remote_interval_ms: a remote stage asked about a camera recently
+ * is not asked again; its verdict stands, in the frames' own time. */
+static void remote_verdict_reused(void **state)
+{
+    struct rig r;
+    struct vg_chain_out out;
+    struct vg_motion_hint m = {.score = 0.1f, .n = 1, .boxes = {{0.1f, 0.2f, 0.3f, 0.5f}},
+                               .fill = {0.6f}};
+    struct vg_image img = g.img;
+    const int64_t t0 = 1700000000000000LL;
+    assert_vg_ok(rig_up(&r, "[motion, deepstack]", "", 1));
+    r.cfg->dispatch.remote_interval_ms = 3000;
+    const struct vg_camera_cfg *cam = &r.cfg->cameras[0];
+    img.capture_ts_us = t0;
+    assert_vg_ok(vg_detect_engine_run(r.e, cam, &img, &m, 0, &out));
+    assert_false(out.reused);
+    assert_string_equal(out.detector, "deepstack");
+    assert_int_equal(count("detection"), 1);
+    img.capture_ts_us = t0 + 1000000;   /* 1 s later: the person verdict stands */
+    assert_vg_ok(vg_detect_engine_run(r.e, cam, &img, &m, 0, &out));
+    assert_true(out.reused);
+    assert_string_equal(out.detector, "motion");
+    assert_int_equal(out.res.n, 1);
+    assert_int_equal(count("detection"), 1);
+    img.capture_ts_us = t0 + 3500000;   /* past the interval: asked again, says nobody */
+    script("{\"predictions\":[]}");
+    assert_vg_ok(vg_detect_engine_run(r.e, cam, &img, &m, 0, &out));
+    assert_false(out.reused);
+    assert_int_equal(out.res.n, 0);
+    assert_int_equal(count("detection"), 2);
+    img.capture_ts_us = t0 + 4500000;   /* the "nobody" verdict stands too */
+    assert_vg_ok(vg_detect_engine_run(r.e, cam, &img, &m, 0, &out));
+    assert_true(out.reused && out.gated);
+    assert_int_equal(out.res.n, 0);
+    assert_int_equal(count("detection"), 2);
+    rig_down(&r);
+}
+
 static void config_checked(void **state)
 {
     struct rig r;
@@ -494,6 +532,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(predictions_become_labels, reset),
+        cmocka_unit_test_setup(remote_verdict_reused, reset),
         cmocka_unit_test_setup(size_read_from_jpeg, reset),
         cmocka_unit_test_setup(faces, reset),
         cmocka_unit_test_setup(api_key, reset),
