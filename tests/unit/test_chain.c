@@ -221,6 +221,21 @@ static void unknown_detector_lists_the_known(void **state)
     assert_non_null(strstr(vg_err_detail(), "known: motion"));
 }
 
+/* The annotated example is what users copy: it must load, detectors and all. */
+static void example_config_is_valid(void **state)
+{
+    char path[1024];
+    const char *src = getenv("VIGIL_SOURCE_DIR");
+    struct vg_detect_settings *s = NULL;
+    snprintf(path, sizeof(path), "%s/config/vigil.example.yaml", src ? src : ".");
+    if (vg_cfg_load(&cfg, path) != VG_OK)
+        fail_msg("%s", vg_err_detail());
+    if (vg_detect_settings_load(&s, &cfg) != VG_OK)
+        fail_msg("%s", vg_err_detail());
+    assert_int_equal(cfg.cameras[0].n_zones, 1);
+    vg_detect_settings_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +247,7 @@ int main(void)
         cmocka_unit_test(regions_merge_and_pad),
         cmocka_unit_test(chain_runs_motion_stage),
         cmocka_unit_test(unknown_detector_lists_the_known),
+        cmocka_unit_test(example_config_is_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
