@@ -151,7 +151,7 @@ vg_status disp_snapshot_prune(const char *dir, int64_t max_age_s, uint64_t max_b
     size_t gone = 0;
     int64_t cutoff = max_age_s > 0 ? (int64_t)time(NULL) - max_age_s : INT64_MIN;
     vg_status st = walk(&s, dir, 0);
-    if (st == VG_OK) {
+    if (st == VG_OK && s.n > 0) {
         qsort(s.e, s.n, sizeof(*s.e), by_mtime);
         for (size_t i = 0; i < s.n; i++) {
             int old = s.e[i].mtime < cutoff, over = max_bytes && s.total > max_bytes;
