@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clip.h"
 #include "config.h"
 #include "detect/chain.h"
 #include "detect/detector.h"
@@ -27,101 +28,21 @@
 #include "opts.h"
 #include "timeutil.h"
 
-#define VTEST "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
-#define MAX_FRAMES 800
-#define MAX_JPEG (4 << 20)
-#define MOTION_W 320
-
-struct clip {
-    int n, w, h;
-    uint8_t *jpeg[MAX_FRAMES];
-    size_t jpeg_len[MAX_FRAMES];
-    uint8_t *rgb[MAX_FRAMES];
-    struct vg_motion_hint hint[MAX_FRAMES];
-};
-
 static void die(const char *what)
 {
     fprintf(stderr, "bench.detect_opencv: %s: %s\n", what, vg_err_detail());
     exit(1);
 }
 
-static void keep_frame(struct clip *c, const uint8_t *buf, size_t len)
+/* vtest.avi at fps, scaled to width w (0: native), with motion hints. */
+static struct clip *load(const char *fps, int w, int max)
 {
-    uint8_t *px = NULL;
-    if (vg_jpeg_decode_rgb(NULL, buf, len, 0, &px, &c->w, &c->h) != VG_OK)
-        return;
-    c->jpeg[c->n] = malloc(len);
-    memcpy(c->jpeg[c->n], buf, len);
-    c->jpeg_len[c->n] = len;
-    c->rgb[c->n++] = px;
-}
-
-/* vtest.avi through ffmpeg (fps, scaled to width w or native with 0), as
- * MJPEG split at each end-of-image marker. */
-static void load(struct clip *c, const char *fps, int w, int max)
-{
-    char cmd[512], scale[32] = "";
-    uint8_t *buf = malloc(MAX_JPEG);
-    size_t len = 0;
-    int ch, prev = -1;
-    if (w)
-        snprintf(scale, sizeof(scale), ",scale=%d:-2", w);
-    snprintf(cmd, sizeof(cmd), "ffmpeg -v error -nostdin -i %s -vf fps=%s%s -frames:v %d "
-             "-f image2pipe -vcodec mjpeg -q:v 3 -", VTEST, fps, scale, max);
-    FILE *p = popen(cmd, "r");
-    memset(c, 0, sizeof(*c));
-    while (p && (ch = getc(p)) != EOF && c->n < max && len < MAX_JPEG) {
-        buf[len++] = (uint8_t)ch;
-        if (prev == 0xFF && ch == 0xD9) {
-            keep_frame(c, buf, len);
-            len = 0;
-        }
-        prev = ch;
-    }
-    if (p)
-        pclose(p);
-    free(buf);
-    if (c->n == 0)
+    struct clip *c = clip_create();
+    if (!c || clip_load_vtest(c, fps, w, max) == 0)
         die("no frames from ffmpeg (vtest.avi: Debian package opencv-doc)");
-}
-
-static void clip_free(struct clip *c)
-{
-    for (int i = 0; i < c->n; i++) {
-        free(c->jpeg[i]);
-        free(c->rgb[i]);
-    }
-}
-
-/* Motion as capture computes it: a MOTION_W-wide grey image. */
-static void motion_hints(struct clip *c)
-{
-    int mw = MOTION_W, mh = c->h * MOTION_W / c->w;
-    uint8_t *grey = malloc((size_t)mw * mh);
-    struct vg_motion *m = NULL;
-    if (vg_motion_create(&m, mw, mh, 25, 0.002, 0.05) != VG_OK)
+    if (!clip_motion_hints(c))
         die("motion");
-    for (int i = 0; i < c->n; i++) {
-        struct vg_motion_result r;
-        for (int y = 0; y < mh; y++)
-            for (int x = 0; x < mw; x++) {
-                const uint8_t *p = c->rgb[i] + ((size_t)(y * c->h / mh) * c->w + x * c->w / mw) * 3;
-                grey[y * mw + x] = (uint8_t)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
-            }
-        if (vg_motion_feed(m, grey, mw, &r) != VG_OK)
-            die("motion");
-        struct vg_motion_hint *h = &c->hint[i];
-        memset(h, 0, sizeof(*h));
-        h->score = r.score;
-        for (int k = 0; k < r.n_boxes && h->n < VG_DETECT_MAX_REGIONS; k++) {
-            h->boxes[h->n] = (struct vg_box){r.boxes[k].x, r.boxes[k].y, r.boxes[k].w,
-                                             r.boxes[k].h};
-            h->fill[h->n++] = r.boxes[k].fill;
-        }
-    }
-    vg_motion_destroy(m);
-    free(grey);
+    return c;
 }
 
 /* ---- 1: per-frame cost ------------------------------------------------------------ */
@@ -216,11 +137,9 @@ static double decode_ms(const struct clip *c)
 
 static void per_frame(int width)
 {
-    struct clip *c = malloc(sizeof(*c));
+    struct clip *c = load("1", width, 40);
     double area, dec;
     int pw, pc;
-    load(c, "1", width, 40);
-    motion_hints(c);
     dec = decode_ms(c);
     double whole = hog_ms(c, "whole", "0", &area, &pw);
     double crops = hog_ms(c, "crops", "0", &area, &pc);
@@ -229,8 +148,7 @@ static void per_frame(int width)
     printf("HOG %4dx%-4d motion crops %6.1f ms (%5.1fx JPEG decode), %.0f%% of the frame, "
            "person in %d; crops %.1fx faster\n", c->w, c->h, crops, crops / dec, 100 * area, pc,
            crops > 0 ? whole / crops : 0);
-    clip_free(c);
-    free(c);
+    clip_destroy(c);
 }
 
 /* ---- 2: two threads, one engine each ------------------------------------------------ */
@@ -263,13 +181,12 @@ static void *worker_main(void *arg)
 static void two_threads(void)
 {
     static struct vg_config cfg;
-    struct clip *c = malloc(sizeof(*c));
     struct vg_detect_settings *s = NULL;
     struct worker w[2];
     char path[] = "/tmp/vigil-bench-opencv-XXXXXX";
     char yaml[1024];
     int used = snprintf(yaml, sizeof(yaml), "dispatch: {detectors: [motion, opencv]}\n"
-                        "cameras:\n  - {id: vtest, url: " VTEST ", watch: [person]}\n"
+                        "cameras:\n  - {id: vtest, url: " CLIP_VTEST ", watch: [person]}\n"
                         "detectors:\n  opencv:\n    threads: 1\n");
     for (int k = 0; k < n_extra && used < (int)sizeof(yaml); k++) {
         const char *eq = strchr(extra[k], '=');
@@ -282,8 +199,7 @@ static void two_threads(void)
     close(fd);
     if (vg_cfg_load(&cfg, path) != VG_OK || vg_detect_settings_load(&s, &cfg) != VG_OK)
         die("config");
-    load(c, "5", 0, 400);
-    motion_hints(c);
+    struct clip *c = load("5", 0, 400);
     memset(w, 0, sizeof(w));
     for (int t = 0; t < 2; t++) {
         w[t].cfg = &cfg, w[t].c = c, w[t].first = t;
@@ -305,16 +221,16 @@ static void two_threads(void)
         vg_detect_engine_destroy(w[t].engine);
     vg_detect_settings_destroy(s);
     unlink(path);
-    clip_free(c);
-    free(c);
+    clip_destroy(c);
 }
 
 int main(int argc, char **argv)
 {
     extra = argv + 1;
     n_extra = argc - 1;
-    if (access(VTEST, R_OK) != 0) {
-        fprintf(stderr, "bench.detect_opencv: %s missing (Debian package opencv-doc)\n", VTEST);
+    if (access(CLIP_VTEST, R_OK) != 0) {
+        fprintf(stderr, "bench.detect_opencv: %s missing (Debian package opencv-doc)\n",
+                CLIP_VTEST);
         return 1;
     }
     be = vg_detector_find("opencv");

@@ -29,16 +29,17 @@ import json
 import os
 import re
 import secrets
-import signal
 import string
 import sys
 import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 from xml.sax.saxutils import escape as _xml_escape
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakeserver  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # SigV4 verification (pure functions; the clock is a parameter)
@@ -771,24 +772,13 @@ class BodyError(Exception):
     pass
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakeserver.Handler):
     server_version = "FakeAWS/1.0"
     max_body = 64 * 1024 * 1024
 
     # --- plumbing -------------------------------------------------------
 
-    def log_message(self, fmt, *args):   # replaced by _log_line
-        pass
-
-    @property
-    def state(self) -> State:
-        return self.server.state
-
-    def do_GET(self):
-        self._handle()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+    do_PATCH = fakeserver.Handler.do_GET   # PATCH too: every method goes to _handle()
 
     def _read_body(self) -> bytes:
         te = (self.headers.get("Transfer-Encoding") or "").lower()
@@ -1994,16 +1984,6 @@ class Handler(BaseHTTPRequestHandler):
 # Main
 # ---------------------------------------------------------------------------
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128    # listen backlog; socketserver's default of 5 drops bursts
-
-    def __init__(self, addr, state: State):
-        self.state = state
-        super().__init__(addr, Handler)
-
-
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="Local fake of the AWS APIs vigil uses (tests only).")
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
@@ -2031,27 +2011,10 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     state = State(args)
-    server = Server(("127.0.0.1", args.port), state)
-    state.port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{state.port}\n")
-        os.replace(tmp, args.port_file)
-    sys.stderr.write(f"fake_aws listening on 127.0.0.1:{state.port} (pid {os.getpid()})\n")
-    sys.stderr.flush()
-
-    # The handler only sets a flag: it runs in this thread, and Event.set()
-    # there deadlocks when the signal lands while stop.wait() holds the lock.
-    stopping = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.append(True))
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    t.start()
-    while not stopping:
-        time.sleep(0.1)
-    server.shutdown()
-    server.server_close()
+    server = fakeserver.Server(args.port, Handler, state)
+    state.port = server.port
+    fakeserver.serve(server, args.port_file,
+                     f"fake_aws listening on 127.0.0.1:{state.port} (pid {os.getpid()})")
     sys.stderr.write("fake_aws stopped\n")
     return 0
 

@@ -11,12 +11,13 @@ import email.parser
 import email.policy
 import json
 import os
-import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakeserver  # noqa: E402
 
 ENDPOINTS = {"/v1/vision/detection": "detection", "/v1/vision/face": "face"}
 MODES = ("deepstack", "codeproject")
@@ -133,21 +134,8 @@ def parse_form(ctype, body):
     return fields
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakeserver.Handler):
     server_version = "FakeDeepStack/1.0"
-
-    def log_message(self, fmt, *args):
-        pass
-
-    @property
-    def state(self) -> State:
-        return self.server.state
-
-    def do_GET(self):
-        self._handle()
-
-    do_POST = do_PUT = do_DELETE = do_GET
 
     def _record(self, status):
         """The request went into the log when it arrived (so a client holding
@@ -343,15 +331,8 @@ class Handler(BaseHTTPRequestHandler):
             return {"mode": st.mode, "api_key_set": bool(st.api_key)}
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
+class Server(fakeserver.Server):
     block_on_close = False      # a hanging scripted answer must not hold up shutdown
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, addr, state):
-        self.state = state
-        super().__init__(addr, Handler)
 
 
 def main(argv=None):
@@ -364,24 +345,11 @@ def main(argv=None):
     ap.add_argument("--api-key", default=None, help="require this api_key form field (403)")
     args = ap.parse_args(argv)
     state = State(args)
-    server = Server(("127.0.0.1", args.port), state)
-    state.port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{state.port}\n")
-        os.replace(tmp, args.port_file)
-    sys.stderr.write(f"fake_deepstack listening on 127.0.0.1:{state.port} ({args.mode})\n")
-    stopping = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.append(True))
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    t.start()
-    while not stopping:
-        time.sleep(0.1)
-    state.stop.set()
-    server.shutdown()
-    server.server_close()
+    server = Server(args.port, Handler, state)
+    state.port = server.port
+    fakeserver.serve(server, args.port_file,
+                     f"fake_deepstack listening on 127.0.0.1:{state.port} ({args.mode})",
+                     on_stop=state.stop.set)
     return 0
 
 

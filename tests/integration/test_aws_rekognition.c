@@ -28,30 +28,12 @@ static struct {
 
 /* ---- fixtures ------------------------------------------------------------- */
 
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    void *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static int group_setup(void **state)
 {
-    g.face_img = slurp(DATA_DIR "lena.jpg", &g.face_len);
+    g.face_img = fixture_slurp(DATA_DIR "lena.jpg", &g.face_len);
     if (!g.face_img)
-        g.face_img = slurp(DATA_DIR "HappyFish.jpg", &g.face_len);
-    g.other_img = slurp(DATA_DIR "baboon.jpg", &g.other_len);
+        g.face_img = fixture_slurp(DATA_DIR "HappyFish.jpg", &g.face_len);
+    g.other_img = fixture_slurp(DATA_DIR "baboon.jpg", &g.other_len);
     if (!g.face_img || !g.other_img)
         return -1;
     return fake_env_start(&g.f);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "detect/chain.h"
 #include "detect/detector.h"
+#include "detect_rig.h"
 #include "fake_aws_ctl.h"   /* fake(): the control-API helper, any fake's port */
 #include "fixture.h"
 #include "image/jpeg.h"
@@ -26,16 +27,6 @@
 #include "timeutil.h"
 
 #define IMAGE "/usr/share/doc/opencv-doc/examples/data/HappyFish.jpg"
-
-#define assert_status(expr, want)                                                            \
-    do {                                                                                     \
-        vg_status st_ = (expr);                                                              \
-        if (st_ != (want))                                                                   \
-            fail_msg("%s: %s, wanted %s: %s", #expr, vg_status_str(st_),                     \
-                     vg_status_str(want), vg_err_detail());                                  \
-    } while (0)
-#define assert_vg_ok(expr) assert_status(expr, VG_OK)
-#define assert_detail(text) assert_non_null(strstr(vg_err_detail(), text))
 
 static struct {
     pid_t pid;
@@ -46,65 +37,18 @@ static struct {
     int detect_timeout_ms;
 } g;
 
-struct rig {
-    char path[64];
-    struct vg_config *cfg;
-    struct vg_detect_settings *s;
-    struct vg_detect_engine *e;
-};
-
 /* ---- fixtures ------------------------------------------------------------- */
-
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    void *buf = n > 0 ? malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static pid_t fake_deepstack_start(int *port)
-{
-    char script[1024], port_file[] = "/tmp/vigil-fake-deepstack-XXXXXX";
-    const char *src = getenv("VIGIL_SOURCE_DIR");
-    int fd = mkstemp(port_file);
-    if (fd < 0)
-        abort();
-    close(fd);
-    snprintf(script, sizeof(script), "%s/tests/fakes/fake_deepstack.py", src ? src : ".");
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr))
-            _exit(126);
-        execlp("python3", "python3", script, "--port", "0", "--port-file", port_file,
-               (char *)NULL);
-        _exit(127);
-    }
-    *port = fixture_read_port_file(port_file, 10LL * 1000000);
-    unlink(port_file);
-    return pid;
-}
 
 static int group_setup(void **state)
 {
-    if (!(g.jpeg = slurp(IMAGE, &g.jpeg_len)))
+    if (!(g.jpeg = fixture_slurp(IMAGE, &g.jpeg_len)))
         return -1;
     g.img = (struct vg_image){.jpeg = g.jpeg, .jpeg_len = g.jpeg_len, .width = 400,
                               .height = 300};
     unsetenv("VIGIL_DEEPSTACK_URL");
     unsetenv("VIGIL_DEEPSTACK_API_KEY");
     unsetenv("VIGIL_DEEPSTACK_API_KEY_FILE");
-    g.pid = fake_deepstack_start(&g.port);
+    g.pid = fixture_fake_start("fake_deepstack.py", NULL, &g.port);
     if (g.port == 0)
         return -1;
     fake_ctl_init(g.port);
@@ -128,65 +72,26 @@ static int reset(void **state)
 
 /* A file with the chain, the camera and detectors.deepstack: url (the fake)
  * plus keys; loaded, and an engine when want_engine. */
-static vg_status rig_up(struct rig *r, const char *chain, const char *keys, int want_engine)
+static vg_status rig_up(struct detect_rig *r, const char *chain, const char *keys,
+                        int want_engine)
 {
-    char yaml[2048];
-    snprintf(yaml, sizeof(yaml),
-             "dispatch:\n  detectors: %s\n  detect_timeout_ms: %d\n"
-             "cameras:\n  - id: door\n    url: /dev/null\n"
-             "detectors:\n  deepstack:\n    url: http://127.0.0.1:%d/\n%s",
-             chain, g.detect_timeout_ms, g.port, keys);
-    memset(r, 0, sizeof(*r));
-    snprintf(r->path, sizeof(r->path), "/tmp/vigil-ds-XXXXXX");
-    int fd = mkstemp(r->path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-    close(fd);
-    assert_non_null(r->cfg = malloc(sizeof(*r->cfg)));
-    vg_status st = vg_cfg_load(r->cfg, r->path);
-    if (st == VG_OK)
-        st = vg_detect_settings_load(&r->s, r->cfg);
-    if (st == VG_OK && want_engine)
-        st = vg_detect_engine_create(&r->e, r->s);
-    return st;
+    return detect_rig_upf(r, want_engine,
+                          "dispatch:\n  detectors: %s\n  detect_timeout_ms: %d\n"
+                          "cameras:\n  - id: door\n    url: /dev/null\n"
+                          "detectors:\n  deepstack:\n    url: http://127.0.0.1:%d/\n%s",
+                          chain, g.detect_timeout_ms, g.port, keys);
 }
 
-static void rig_down(struct rig *r)
-{
-    vg_detect_engine_destroy(r->e);
-    vg_detect_settings_destroy(r->s);
-    free(r->cfg);
-    unlink(r->path);
-}
-
-/* The backend called directly, as one dispatch worker would. */
-static vg_status run_backend(struct rig *r, const struct vg_image *img, int want_faces,
+static vg_status run_backend(struct detect_rig *r, const struct vg_image *img, int want_faces,
                              int64_t deadline_us, struct vg_detect_res *res)
 {
-    const struct vg_detector_backend *be = vg_detector_find("deepstack");
-    void *state = NULL;
-    assert_non_null(be);
-    assert_vg_ok(be->init(&state, vg_detect_settings_get(r->s, be), r->cfg));
-    struct vg_detect_req req = {.img = img, .cam = &r->cfg->cameras[0],
-                                .want_faces = want_faces, .deadline_us = deadline_us};
-    memset(res, 0, sizeof(*res));
-    vg_status st = be->detect(state, &req, res);
-    be->cleanup(state);
-    return st;
+    return detect_rig_backend(r, "deepstack", img, want_faces, deadline_us, res);
 }
 
 /* One scripted answer: POST /_fake/next. */
 static void script(const char *json) { fake_do("POST", "/_fake/next", json); }
 
-static size_t count(const char *endpoint)
-{
-    char path[96];
-    snprintf(path, sizeof(path), "/_fake/requests?endpoint=%s", endpoint);
-    json_t *j = fake("GET", path, NULL);
-    size_t n = json_array_size(j);
-    json_decref(j);
-    return n;
-}
+static size_t count(const char *endpoint) { return fake_count_by("endpoint", endpoint); }
 
 static int near(double a, double b) { return a > b - 1e-4 && a < b + 1e-4; }
 
@@ -208,7 +113,7 @@ static const char scene[] =
 
 static void predictions_become_labels(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, "[deepstack]", "", 0));
     script(scene);
@@ -240,12 +145,12 @@ static void predictions_become_labels(void **state)
                         "min_confidence"), "value")), "0.4500");
     assert_null(json_object_get(fields, "api_key"));
     json_decref(reqs);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void size_read_from_jpeg(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     struct vg_image img = {.jpeg = g.jpeg, .jpeg_len = g.jpeg_len};
     int w = 0, h = 0;
@@ -255,12 +160,12 @@ static void size_read_from_jpeg(void **state)
     assert_int_equal(res.n, 1);
     assert_true(near(res.labels[0].box.x, 10.0 / w) && near(res.labels[0].box.w, 100.0 / w));
     assert_true(near(res.labels[0].box.y, 20.0 / h));
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void faces(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, "[deepstack]", "", 0));
     /* auto: a person was found, so the face endpoint is asked. */
@@ -284,22 +189,22 @@ static void faces(void **state)
     assert_vg_ok(run_backend(&r, &g.img, 1, 0, &res));
     assert_int_equal(res.n, 1);
     assert_int_equal(res.n_faces, 0);
-    rig_down(&r);
+    detect_rig_down(&r);
 
     assert_vg_ok(rig_up(&r, "[deepstack]", "    faces: off\n", 0));
     assert_vg_ok(run_backend(&r, &g.img, 1, 0, &res));
     assert_int_equal(count("face"), 2);
-    rig_down(&r);
+    detect_rig_down(&r);
     assert_vg_ok(rig_up(&r, "[deepstack]", "    faces: on\n", 0));
     script("{\"predictions\":[]}");
     assert_vg_ok(run_backend(&r, &g.img, 1, 0, &res));
     assert_int_equal(res.n_faces, 1);   /* on: asked without a person too */
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void api_key(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     char path[] = "/tmp/vigil-ds-key-XXXXXX";
     fake_do("POST", "/_fake/config", "{\"api_key\":\"s3cret\"}");
@@ -315,12 +220,12 @@ static void api_key(void **state)
         if (!strcmp(o->key, "api_key"))
             vg_opts_format(o, vg_detect_settings_get(r.s, be), text, sizeof(text));
     assert_string_equal(text, "api_key=***");
-    rig_down(&r);
+    detect_rig_down(&r);
 
     setenv("VIGIL_DEEPSTACK_API_KEY", "s3cret", 1);
     assert_vg_ok(rig_up(&r, "[deepstack]", "    api_key: wrong\n", 0));
     assert_vg_ok(run_backend(&r, &g.img, 0, 0, &res));
-    rig_down(&r);
+    detect_rig_down(&r);
     unsetenv("VIGIL_DEEPSTACK_API_KEY");
 
     /* The _FILE form: a mounted secret, trailing newline dropped. */
@@ -332,14 +237,14 @@ static void api_key(void **state)
     assert_vg_ok(rig_up(&r, "[deepstack]", "", 0));
     assert_vg_ok(run_backend(&r, &g.img, 0, 0, &res));
     assert_int_equal(res.n, 1);
-    rig_down(&r);
+    detect_rig_down(&r);
     unsetenv("VIGIL_DEEPSTACK_API_KEY_FILE");
     unlink(path);
 }
 
 static void server_errors(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, "[deepstack]", "", 0));
     /* CodeProject.AI: HTTP 200, success false. */
@@ -361,12 +266,12 @@ static void server_errors(void **state)
     assert_detail("HTTP 500: <html>Internal Server Error</html>");
     script("{\"status\":404,\"body\":\"\"}");
     assert_status(run_backend(&r, &g.img, 0, 0, &res), VG_ERR_NOT_FOUND);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void garbage_and_huge_answers(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, "[deepstack]", "", 0));
     script("{\"body\":\"{\\\"success\\\": tru\"}");
@@ -399,13 +304,13 @@ static void garbage_and_huge_answers(void **state)
     /* Still working after all that. */
     assert_vg_ok(run_backend(&r, &g.img, 0, 0, &res));
     assert_int_equal(res.n, 1);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 /* A hanging server costs the stage its deadline, not the server's delay. */
 static void hang_bounded_by_deadline(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_chain_out out;
     g.detect_timeout_ms = 300;
     assert_vg_ok(rig_up(&r, "[deepstack]", "", 1));
@@ -416,7 +321,7 @@ static void hang_bounded_by_deadline(void **state)
     int64_t ms = (vg_mono_us() - t0) / 1000;
     assert_true(ms >= 250 && ms < 1500);
     assert_detail("detector deepstack");
-    rig_down(&r);
+    detect_rig_down(&r);
 
     /* timeout_ms caps the call without a deadline too. */
     g.detect_timeout_ms = 5000;
@@ -430,12 +335,12 @@ static void hang_bounded_by_deadline(void **state)
     size_t before = count("detection");
     assert_status(run_backend(&r, &g.img, 0, vg_now_us() - 1, &res), VG_ERR_TIMEOUT);
     assert_int_equal(count("detection"), before);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void nobody_listening(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     char url[64];
     /* The environment's url overrides the file's. */
@@ -447,12 +352,12 @@ static void nobody_listening(void **state)
     assert_status(run_backend(&r, &g.img, 0, 0, &res), VG_ERR_UNAVAILABLE);
     assert_detail(url);
     assert_int_equal(count("detection"), 0);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void chain_falls_back_to_motion(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_chain_out out;
     struct vg_motion_hint m = {.score = 0.1f, .n = 1, .boxes = {{0.1f, 0.2f, 0.3f, 0.5f}},
                                .fill = {0.6f}};
@@ -472,14 +377,14 @@ static void chain_falls_back_to_motion(void **state)
     assert_string_equal(out.detector, "deepstack");
     assert_int_equal(out.res.n, 1);
     assert_string_equal(out.res.labels[0].raw, "person");
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 /* dispatch.remote_interval_ms: a remote stage asked about a camera recently
  * is not asked again; its verdict stands, in the frames' own time. */
 static void remote_verdict_reused(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_chain_out out;
     struct vg_motion_hint m = {.score = 0.1f, .n = 1, .boxes = {{0.1f, 0.2f, 0.3f, 0.5f}},
                                .fill = {0.6f}};
@@ -510,22 +415,22 @@ static void remote_verdict_reused(void **state)
     assert_true(out.reused && out.gated);
     assert_int_equal(out.res.n, 0);
     assert_int_equal(count("detection"), 2);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void config_checked(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     assert_status(rig_up(&r, "[deepstack]", "    min_confidence: 45\n", 0), VG_ERR_CONFIG);
     assert_detail("detectors.deepstack.min_confidence");
-    rig_down(&r);
+    detect_rig_down(&r);
     assert_status(rig_up(&r, "[deepstack]", "    faces: maybe\n", 0), VG_ERR_CONFIG);
-    rig_down(&r);
+    detect_rig_down(&r);
     setenv("VIGIL_DEEPSTACK_URL", "ftp://example.com", 1);
     assert_status(rig_up(&r, "[deepstack]", "", 0), VG_ERR_CONFIG);
     assert_detail("http://");
     unsetenv("VIGIL_DEEPSTACK_URL");
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 int main(void)

@@ -17,21 +17,13 @@
 #include "config.h"
 #include "detect/chain.h"
 #include "detect/detector.h"
+#include "detect_rig.h"
 #include "fake_aws_ctl.h"
 #include "fixture.h"
 #include "image/jpeg.h"
 #include "timeutil.h"
 
 #define IMAGE "/usr/share/doc/opencv-doc/examples/data/HappyFish.jpg"
-
-#define assert_status(expr, want)                                                            \
-    do {                                                                                     \
-        vg_status st_ = (expr);                                                              \
-        if (st_ != (want))                                                                   \
-            fail_msg("%s: %s, wanted %s: %s", #expr, vg_status_str(st_),                     \
-                     vg_status_str(want), vg_err_detail());                                  \
-    } while (0)
-#define assert_vg_ok(expr) assert_status(expr, VG_OK)
 
 static struct {
     pid_t pid;
@@ -41,17 +33,9 @@ static struct {
     struct vg_image img;
 } g;
 
-/* A configuration file, its settings and one engine. */
-struct rig {
-    char path[64];
-    struct vg_config *cfg;
-    struct vg_detect_settings *s;
-    struct vg_detect_engine *e;
-};
-
 static int timeout_ms = 5000, max_attempts = 3;
 
-/* %d: dispatch.detect_timeout_ms, aws.max_attempts. */
+/* %d: dispatch.detect_timeout_ms, aws.max_attempts; %s: the rekognition keys. */
 static const char base_yaml[] =
     "dispatch:\n"
     "  detectors: [rekognition]\n"
@@ -64,33 +48,16 @@ static const char base_yaml[] =
     "    label_watch_list: [Human, Pet, Bag, Toy]\n"
     "    label_watch_min_conf: 90\n"
     "detectors:\n"
-    "  rekognition:\n";
+    "  rekognition:\n"
+    "%s";
 /* Seed 004's rekog_max_labels and rekog_min_conf. */
 #define REK_KEYS "    max_labels: 123\n    min_confidence: 50\n"
 
 /* ---- fixtures ------------------------------------------------------------- */
 
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    void *buf = n > 0 ? malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static int group_setup(void **state)
 {
-    if (!(g.jpeg = slurp(IMAGE, &g.jpeg_len)))
+    if (!(g.jpeg = fixture_slurp(IMAGE, &g.jpeg_len)))
         return -1;
     g.img = (struct vg_image){.jpeg = g.jpeg, .jpeg_len = g.jpeg_len};
     if (vg_jpeg_dims(NULL, g.jpeg, g.jpeg_len, &g.img.width, &g.img.height) != VG_OK)
@@ -115,52 +82,22 @@ static int reset(void **state)
     return 0;
 }
 
-/* base_yaml plus the rekognition keys as a file, loaded; an engine too when
+/* base_yaml with the rekognition keys as a file, loaded; an engine too when
  * want_engine. */
-static vg_status rig_up(struct rig *r, const char *keys, int want_engine)
+static vg_status rig_up(struct detect_rig *r, const char *keys, int want_engine)
 {
-    char yaml[2048];
-    int n = snprintf(yaml, sizeof(yaml), base_yaml, timeout_ms, max_attempts);
-    snprintf(yaml + n, sizeof(yaml) - (size_t)n, "%s", keys);
-    memset(r, 0, sizeof(*r));
-    snprintf(r->path, sizeof(r->path), "/tmp/vigil-rek-XXXXXX");
-    int fd = mkstemp(r->path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-    close(fd);
-    assert_non_null(r->cfg = malloc(sizeof(*r->cfg)));
-    vg_status st = vg_cfg_load(r->cfg, r->path);
-    if (st == VG_OK)
-        st = vg_detect_settings_load(&r->s, r->cfg);
-    if (st == VG_OK && want_engine)
-        st = vg_detect_engine_create(&r->e, r->s);
-    return st;
-}
-
-static void rig_down(struct rig *r)
-{
-    vg_detect_engine_destroy(r->e);
-    vg_detect_settings_destroy(r->s);
-    free(r->cfg);
-    unlink(r->path);
+    return detect_rig_upf(r, want_engine, base_yaml, timeout_ms, max_attempts, keys);
 }
 
 /* The backend called directly, with its own state, as one dispatch worker would. */
-static vg_status run_backend(struct rig *r, int want_faces, int64_t deadline_us,
+static vg_status run_backend(struct detect_rig *r, int want_faces, int64_t deadline_us,
                              struct vg_detect_res *res)
 {
     const struct vg_detector_backend *be = vg_detector_find("rekognition");
-    void *state = NULL;
     assert_non_null(be);
     assert_true(be->caps & VG_DETECT_REMOTE);
     assert_false(be->caps & VG_DETECT_PIXELS);
-    assert_vg_ok(be->init(&state, vg_detect_settings_get(r->s, be), r->cfg));
-    struct vg_detect_req req = {.img = &g.img, .cam = &r->cfg->cameras[0],
-                                .want_faces = want_faces, .deadline_us = deadline_us};
-    memset(res, 0, sizeof(*res));
-    vg_status st = be->detect(state, &req, res);
-    be->cleanup(state);
-    return st;
+    return detect_rig_backend(r, "rekognition", &g.img, want_faces, deadline_us, res);
 }
 
 static const struct vg_label *find_label(const struct vg_detect_res *res, const char *raw,
@@ -212,7 +149,7 @@ static const char scene_labels[] =
 
 static void labels_become_vigil_labels(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, REK_KEYS, 0));
     fake_do("POST", "/_fake/rekognition/next", scene_labels);
@@ -269,12 +206,12 @@ static void labels_become_vigil_labels(void **state)
     json_decref(body);
     json_decref(reqs);
     assert_int_equal(fake_count("rekognition.DetectFaces"), 0);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void seed_004_watch_list(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_chain_out out;
     assert_vg_ok(rig_up(&r, REK_KEYS, 1));
     const struct vg_camera_cfg *cam = &r.cfg->cameras[0];
@@ -299,12 +236,12 @@ static void seed_004_watch_list(void **state)
     assert_true(vg_watch_matches(&human, &person));
     person.confidence = 0.89f;
     assert_false(vg_watch_matches(&human, &person));
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void faces_when_a_person_is_seen(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, REK_KEYS, 0));
     /* auto: the default labels hold a Person, so DetectFaces is called. */
@@ -344,43 +281,43 @@ static void faces_when_a_person_is_seen(void **state)
     assert_vg_ok(run_backend(&r, 1, 0, &res));
     assert_int_equal(res.n_faces, 0);
     assert_non_null(find_label(&res, "Person", 0));
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void faces_on_and_off(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, REK_KEYS "    faces: on\n", 0));
     fake_do("POST", "/_fake/labels", "{\"labels\":[]}");
     assert_vg_ok(run_backend(&r, 1, 0, &res));
     assert_int_equal(res.n, 0);
     assert_int_equal(res.n_faces, 1);   /* on: asked even without a person */
-    rig_down(&r);
+    detect_rig_down(&r);
 
     assert_vg_ok(rig_up(&r, REK_KEYS "    faces: off\n", 0));
     assert_vg_ok(run_backend(&r, 1, 0, &res));
     assert_int_equal(res.n_faces, 0);
     assert_int_equal(fake_count("rekognition.DetectFaces"), 1);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void deadline_passed_sends_nothing(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     assert_vg_ok(rig_up(&r, REK_KEYS, 0));
     assert_status(run_backend(&r, 0, vg_now_us() - 1000, &res), VG_ERR_TIMEOUT);
     assert_non_null(strstr(vg_err_detail(), "deadline"));
     assert_int_equal(fake_count("rekognition.*"), 0);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 /* The per-attempt timeout is capped at detect_timeout_ms: a hung
  * Rekognition costs about the deadline per attempt, not aws.timeout_ms. */
 static void hung_service_bounded_by_deadline(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_chain_out out;
     timeout_ms = 400;
     max_attempts = 1;
@@ -394,12 +331,12 @@ static void hung_service_bounded_by_deadline(void **state)
                   VG_ERR_TIMEOUT);
     int64_t ms = (vg_mono_us() - t0) / 1000;
     assert_true(ms >= 350 && ms < 2000);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void throttling_retried_then_exhausted(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_chain_out out;
     assert_vg_ok(rig_up(&r, REK_KEYS, 1));
     const struct vg_camera_cfg *cam = &r.cfg->cameras[0];
@@ -416,12 +353,12 @@ static void throttling_retried_then_exhausted(void **state)
     assert_non_null(strstr(vg_err_detail(), "detector rekognition"));
     assert_non_null(strstr(vg_err_detail(), "ThrottlingException"));
     assert_int_equal(fake_count("rekognition.DetectLabels"), 6);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void bad_images(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     struct vg_detect_res res;
     static const uint8_t gif[] = "GIF89a not a jpeg";
     const struct vg_image saved = g.img;
@@ -435,21 +372,21 @@ static void bad_images(void **state)
     assert_status(run_backend(&r, 0, 0, &res), VG_ERR_INVALID);
     g.img = saved;
     assert_int_equal(fake_count("rekognition.DetectLabels"), 1);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 static void config_errors_name_the_line(void **state)
 {
-    struct rig r;
+    struct detect_rig r;
     assert_status(rig_up(&r, "    max_labels: 0\n", 0), VG_ERR_CONFIG);
     assert_non_null(strstr(vg_err_detail(), "detectors.rekognition.max_labels"));
     assert_non_null(strstr(vg_err_detail(), ":13:"));
-    rig_down(&r);
+    detect_rig_down(&r);
     assert_status(rig_up(&r, "    faces: sometimes\n", 0), VG_ERR_CONFIG);
     assert_non_null(strstr(vg_err_detail(), "auto, on, off"));
-    rig_down(&r);
+    detect_rig_down(&r);
     assert_status(rig_up(&r, "    min_confidence: 101\n", 0), VG_ERR_CONFIG);
-    rig_down(&r);
+    detect_rig_down(&r);
 }
 
 int main(void)

@@ -87,11 +87,25 @@ static inline void clip_free(struct clip *c)
     c->n = 0;
 }
 
+/* A clip on the heap (a few hundred KB: keep it off the stack), and its end. */
+static inline struct clip *clip_create(void)
+{
+    return calloc(1, sizeof(struct clip));
+}
+
+static inline void clip_destroy(struct clip *c)
+{
+    if (!c)
+        return;
+    clip_free(c);
+    free(c);
+}
+
 /* Motion as capture computes it: a CLIP_MOTION_W-wide grey image, default
  * threshold, minimum area and learning rate. Returns 0 on failure. */
 static inline int clip_motion_hints(struct clip *c)
 {
-    int mw = CLIP_MOTION_W, mh = c->h * CLIP_MOTION_W / (c->w ? c->w : 1);
+    int mw = CLIP_MOTION_W, mh = c->h * CLIP_MOTION_W / (c->w ? c->w : 1), ok = 1;
     uint8_t *grey = malloc((size_t)mw * (mh > 0 ? mh : 1));
     struct vg_motion *m = NULL;
     if (!grey || mh < VG_MOTION_MIN_DIM || vg_motion_create(&m, mw, mh, 25, 0.002, 0.05)) {
@@ -106,8 +120,10 @@ static inline int clip_motion_hints(struct clip *c)
                     c->rgb[i] + ((size_t)(y * c->h / mh) * c->w + (size_t)x * c->w / mw) * 3;
                 grey[y * mw + x] = (uint8_t)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
             }
-        if (vg_motion_feed(m, grey, mw, &r) != VG_OK)
+        if (vg_motion_feed(m, grey, mw, &r) != VG_OK) {
+            ok = 0;
             break;
+        }
         struct vg_motion_hint *h = &c->hint[i];
         memset(h, 0, sizeof(*h));
         h->score = r.score;
@@ -119,7 +135,7 @@ static inline int clip_motion_hints(struct clip *c)
     }
     vg_motion_destroy(m);
     free(grey);
-    return 1;
+    return ok;
 }
 
 #endif

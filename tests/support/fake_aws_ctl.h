@@ -70,17 +70,25 @@ static inline void fake_reset(void)
     fake_do("POST", "/_fake/reset", NULL);
 }
 
-/* How many requests for api (a glob: "rekognition.*") the fake logged since
- * the last fake_reset(). The fake logs a request before answering it, so
- * every request of a call that has returned is counted. */
-static inline size_t fake_count(const char *api)
+/* How many requests the fake logged since the last fake_reset() whose key
+ * matches value (GET /_fake/requests?<key>=<value>: the AWS fake's "api", a
+ * glob such as "rekognition.*"; fake_deepstack.py's "endpoint"). The fakes
+ * log a request before answering it, so every request of a call that has
+ * returned is counted. */
+static inline size_t fake_count_by(const char *key, const char *value)
 {
     char path[256];
-    snprintf(path, sizeof(path), "/_fake/requests?api=%s", api);
+    snprintf(path, sizeof(path), "/_fake/requests?%s=%s", key, value);
     json_t *j = fake("GET", path, NULL);
     size_t n = json_array_size(j);
     json_decref(j);
     return n;
+}
+
+/* The AWS fake's requests for api (a glob: "rekognition.*"). */
+static inline size_t fake_count(const char *api)
+{
+    return fake_count_by("api", api);
 }
 
 /* The fake and one AWS client pointed at it, for a test program's group

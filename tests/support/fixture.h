@@ -62,6 +62,25 @@ static inline void fixture_stop(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* A whole file (test images); NULL if it cannot be read or is empty. */
+static inline void *fixture_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    void *buf = n > 0 ? malloc((size_t)n) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = buf ? (size_t)n : 0;
+    return buf;
+}
+
 #endif
 
 #ifndef VG_TEST_FIXTURE_AWS
@@ -106,28 +125,45 @@ static inline void fixture_aws_test_env(void)
     setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
 }
 
+/* Start tests/fakes/<script> (python3) on a port it picks, with args
+ * (NULL-terminated; NULL for none) after --port 0 --port-file; *port gets the
+ * port it wrote, 0 if none within 10 s. */
+static inline pid_t fixture_fake_start(const char *script, const char *const *args, int *port)
+{
+    char path[1024], port_file[] = "/tmp/vigil-fake-XXXXXX";
+    const char *src = getenv("VIGIL_SOURCE_DIR");
+    const char *argv[32] = {"python3", path, "--port", "0", "--port-file", port_file};
+    size_t n = 6;
+    for (; args && *args; args++) {
+        if (n + 1 >= sizeof(argv) / sizeof(argv[0]))
+            abort();
+        argv[n++] = *args;
+    }
+    int fd = mkstemp(port_file);
+    if (fd < 0)
+        abort();
+    close(fd);
+    snprintf(path, sizeof(path), "%s/tests/fakes/%s", src ? src : ".", script);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execvp("python3", (char *const *)argv);
+        _exit(127);
+    }
+    *port = fixture_read_port_file(port_file, 10LL * 1000000);
+    unlink(port_file);
+    return pid;
+}
+
 /* Start the AWS fake on a free port; *port gets it. Points the AWS client
  * at it (AWS_ENDPOINT_URL) with the test credentials, and keeps the tests
  * away from any real AWS: no IMDS, no profile files. */
 static inline pid_t fixture_fake_aws_start(int *port)
 {
-    char script[1024], port_file[] = "/tmp/vigil-fake-aws-XXXXXX";
-    const char *src = getenv("VIGIL_SOURCE_DIR");
-    int fd = mkstemp(port_file);
-    if (fd < 0)
-        abort();
-    close(fd);
-    snprintf(script, sizeof(script), "%s/tests/fakes/fake_aws.py", src ? src : ".");
-    pid_t pid = fork();
-    if (pid == 0) {
-        freopen("/dev/null", "w", stderr);
-        execlp("python3", "python3", script, "--port", "0", "--port-file", port_file,
-               "--access-key", FIXTURE_AWS_KEY, "--secret-key", FIXTURE_AWS_SECRET,
-               "--region", FIXTURE_AWS_REGION, (char *)NULL);
-        _exit(127);
-    }
-    *port = fixture_read_port_file(port_file, 10LL * 1000000);
-    unlink(port_file);
+    const char *args[] = {"--access-key", FIXTURE_AWS_KEY, "--secret-key", FIXTURE_AWS_SECRET,
+                          "--region", FIXTURE_AWS_REGION, NULL};
+    pid_t pid = fixture_fake_start("fake_aws.py", args, port);
     char url[64];
     fixture_aws_test_env();
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", *port);

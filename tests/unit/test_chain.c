@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "config.h"
 #include "detect/chain.h"
+#include "detect_rig.h"
 
 static struct vg_config cfg;
 
@@ -177,20 +177,10 @@ static void regions_merge_and_pad(void **state)
 
 static void chain_runs_motion_stage(void **state)
 {
-    char path[] = "/tmp/vigil-chain-XXXXXX";
-    int fd = mkstemp(path);
-    const char *yaml = "dispatch: {detectors: [motion]}\n"
-                       "cameras:\n  - {id: a, url: x, detectors: [motion], "
-                       "watch: [\"motion > 0.3\"]}\n";
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-    close(fd);
-    if (vg_cfg_load(&cfg, path) != VG_OK)
-        fail_msg("load: %s", vg_err_detail());
-    struct vg_detect_settings *s = NULL;
-    struct vg_detect_engine *e = NULL;
-    assert_int_equal(vg_detect_settings_load(&s, &cfg), VG_OK);
-    assert_int_equal(vg_detect_engine_create(&e, s), VG_OK);
+    struct detect_rig r;
+    assert_vg_ok(detect_rig_up(&r, "dispatch: {detectors: [motion]}\n"
+                                   "cameras:\n  - {id: a, url: x, detectors: [motion], "
+                                   "watch: [\"motion > 0.3\"]}\n", 1));
     struct vg_motion_hint m = {.n = 2};
     m.boxes[0] = (struct vg_box){0.1f, 0.1f, 0.2f, 0.2f};
     m.fill[0] = 0.6f;
@@ -198,15 +188,13 @@ static void chain_runs_motion_stage(void **state)
     m.fill[1] = 0.1f;
     struct vg_image img = {.width = 320, .height = 240};
     struct vg_chain_out *out = malloc(sizeof(*out));
-    assert_int_equal(vg_detect_engine_run(e, &cfg.cameras[0], &img, &m, 0, out), VG_OK);
+    assert_vg_ok(vg_detect_engine_run(r.e, &r.cfg->cameras[0], &img, &m, 0, out));
     assert_string_equal(out->detector, "motion");
     assert_int_equal(out->raw, 2);
     assert_int_equal(out->res.n, 1);  /* the 0.1 fill is below the watch's 0.3 */
     assert_int_equal(out->stages_run, 1);
     free(out);
-    vg_detect_engine_destroy(e);
-    vg_detect_settings_destroy(s);
-    unlink(path);
+    detect_rig_down(&r);
 }
 
 static void unknown_detector_lists_the_known(void **state)

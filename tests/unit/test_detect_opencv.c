@@ -16,77 +16,30 @@
 
 #include <math.h>
 
+#include "clip.h"
 #include "config.h"
 #include "detect/chain.h"
 #include "detect/detector.h"
+#include "detect_rig.h"
 #include "image/jpeg.h"
 #include "image/motion.h"
 #include "opts.h"
 #include "timeutil.h"
-
-#define VTEST "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
-#define MAX_FRAMES 200
-#define MAX_JPEG (4 << 20)
-
-#define assert_vg_ok(expr)                                                                   \
-    do {                                                                                     \
-        vg_status st_ = (expr);                                                              \
-        if (st_ != VG_OK)                                                                    \
-            fail_msg("%s: %s: %s", #expr, vg_status_str(st_), vg_err_detail());              \
-    } while (0)
 
 static const struct vg_detector_backend *be;
 static char tmpdir[] = "/tmp/vigil-opencv-XXXXXX";
 
 /* ---- frames ------------------------------------------------------------------- */
 
-struct frames {
-    int n, w, h;
-    uint8_t *rgb[MAX_FRAMES];
-};
-
-static void frames_free(struct frames *f)
+/* vtest.avi at fps, at most max frames (see clip.h). */
+static struct clip *vtest(const char *fps, int max)
 {
-    for (int i = 0; i < f->n; i++)
-        free(f->rgb[i]);
-    f->n = 0;
-}
-
-/* Split ffmpeg's MJPEG pipe at each end-of-image marker and decode. */
-static int read_frames(const char *cmd, struct frames *f, int max)
-{
-    FILE *p = popen(cmd, "r");
-    uint8_t *buf = malloc(MAX_JPEG);
-    size_t len = 0;
-    int c, prev = -1;
-    memset(f, 0, sizeof(*f));
-    if (!p || !buf)
-        goto out;
-    while ((c = getc(p)) != EOF && f->n < max && len < MAX_JPEG) {
-        buf[len++] = (uint8_t)c;
-        if (prev == 0xFF && c == 0xD9) {
-            uint8_t *px = NULL;
-            if (vg_jpeg_decode_rgb(NULL, buf, len, 0, &px, &f->w, &f->h) == VG_OK)
-                f->rgb[f->n++] = px;
-            len = 0;
-        }
-        prev = c;
-    }
-out:
-    free(buf);
-    if (p)
-        pclose(p);
-    return f->n;
-}
-
-static int vtest_frames(struct frames *f, const char *fps, int max)
-{
-    char cmd[512];
-    if (access(VTEST, R_OK) != 0)
-        fail_msg("%s missing (Debian package opencv-doc, scripts/deps)", VTEST);
-    snprintf(cmd, sizeof(cmd), "ffmpeg -v error -nostdin -i %s -vf fps=%s -frames:v %d "
-             "-f image2pipe -vcodec mjpeg -q:v 3 -", VTEST, fps, max);
-    return read_frames(cmd, f, max);
+    struct clip *c = clip_create();
+    assert_non_null(c);
+    if (access(CLIP_VTEST, R_OK) != 0)
+        fail_msg("%s missing (Debian package opencv-doc, scripts/deps)", CLIP_VTEST);
+    clip_load_vtest(c, fps, 0, max);
+    return c;
 }
 
 /* ---- settings and state --------------------------------------------------------- */
@@ -167,17 +120,17 @@ static void write_file(const char *path, const void *data, size_t len)
 
 static void finds_people_in_vtest(void **unused)
 {
-    struct frames f;
+    struct clip *f = vtest("1/2", 40);
     void *s = settings_new();
     set(s, "faces", "false");
     void *state = open_state(s);
     struct vg_detect_res *res = malloc(sizeof(*res));
     int with_person = 0;
-    int n = vtest_frames(&f, "1/2", 40);
+    int n = f->n;
     assert_true(n >= 30);
     int64_t t0 = vg_mono_us();
     for (int i = 0; i < n; i++) {
-        assert_vg_ok(run(state, f.rgb[i], f.w, f.h, NULL, 0, res));
+        assert_vg_ok(run(state, f->rgb[i], f->w, f->h, NULL, 0, res));
         with_person += count_category(res, VG_CAT_PERSON, 0) > 0;
         for (size_t k = 0; k < res->n; k++) {
             const struct vg_label *l = &res->labels[k];
@@ -187,14 +140,14 @@ static void finds_people_in_vtest(void **unused)
         }
     }
     double share = (double)with_person / n;
-    printf("vtest whole frames %dx%d: person in %d of %d frames (%.0f%%), %.0f ms/frame\n", f.w,
-           f.h, with_person, n, 100 * share, (vg_mono_us() - t0) / 1000.0 / n);
+    printf("vtest whole frames %dx%d: person in %d of %d frames (%.0f%%), %.0f ms/frame\n", f->w,
+           f->h, with_person, n, 100 * share, (vg_mono_us() - t0) / 1000.0 / n);
     /* Measured 88%: whole-frame HOG misses the people under ~128 px. */
     assert_true(share >= 0.75);
     free(res);
     be->cleanup(state);
     free(s);
-    frames_free(&f);
+    clip_destroy(f);
 }
 
 /* ---- motion without people ------------------------------------------------------------ */
@@ -234,43 +187,15 @@ static void draw_scene(uint8_t *rgb, int w, int h, int t)
         }
 }
 
-/* Motion on a half-size grey image, as capture does on its downscaled one. */
-static void grey_half(const uint8_t *rgb, int w, int h, uint8_t *grey)
-{
-    for (int y = 0; y < h / 2; y++)
-        for (int x = 0; x < w / 2; x++) {
-            const uint8_t *p = rgb + ((size_t)(2 * y) * w + 2 * x) * 3;
-            grey[y * (w / 2) + x] = (uint8_t)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
-        }
-}
-
-static void to_hint(const struct vg_motion_result *r, struct vg_motion_hint *m)
-{
-    memset(m, 0, sizeof(*m));
-    m->score = r->score;
-    for (int i = 0; i < r->n_boxes && m->n < VG_DETECT_MAX_REGIONS; i++) {
-        m->boxes[m->n] = (struct vg_box){r->boxes[i].x, r->boxes[i].y, r->boxes[i].w,
-                                         r->boxes[i].h};
-        m->fill[m->n++] = r->boxes[i].fill;
-    }
-}
-
 /* Person labels in a clip, on whole frames and on crops around its motion. */
-static int persons_in(void *state, const char *clip, const struct frames *f, int *crops)
+static int persons_in(void *state, const char *clip, struct clip *f, int *crops)
 {
-    struct vg_motion *mo = NULL;
     struct vg_detect_res *res = malloc(sizeof(*res));
-    uint8_t *grey = malloc((size_t)(f->w / 2) * (f->h / 2));
     int persons = 0;
-    assert_vg_ok(vg_motion_create(&mo, f->w / 2, f->h / 2, 25, 0.002, 0.05));
+    assert_true(clip_motion_hints(f));
     for (int i = 0; i < f->n; i++) {
-        struct vg_motion_result mr;
-        struct vg_motion_hint hint;
         struct vg_box regions[VG_DETECT_MAX_REGIONS];
-        grey_half(f->rgb[i], f->w, f->h, grey);
-        assert_vg_ok(vg_motion_feed(mo, grey, f->w / 2, &mr));
-        to_hint(&mr, &hint);
-        size_t n = vg_motion_regions(&hint, 0.8, regions, VG_DETECT_MAX_REGIONS);
+        size_t n = vg_motion_regions(&f->hint[i], 0.8, regions, VG_DETECT_MAX_REGIONS);
         for (int pass = 0; pass < (n ? 2 : 1); pass++) {
             assert_vg_ok(run(state, f->rgb[i], f->w, f->h, pass ? regions : NULL, pass ? n : 0,
                              res));
@@ -279,8 +204,6 @@ static int persons_in(void *state, const char *clip, const struct frames *f, int
         }
         *crops += n > 0;
     }
-    vg_motion_destroy(mo);
-    free(grey);
     free(res);
     return persons;
 }
@@ -288,28 +211,32 @@ static int persons_in(void *state, const char *clip, const struct frames *f, int
 static void no_person_in_motion_without_people(void **unused)
 {
     enum { W = 640, H = 480 };
-    struct frames drawn = {.n = 24, .w = W, .h = H}, ts, mb;
+    struct clip *drawn = clip_create(), *ts = clip_create(), *mb = clip_create();
     void *s = settings_new();
     void *state = open_state(s);
     int crops = 0;
-    for (int t = 0; t < drawn.n; t++) {
-        drawn.rgb[t] = malloc((size_t)W * H * 3);
-        draw_scene(drawn.rgb[t], W, H, t);
+    assert_true(drawn && ts && mb);
+    for (int t = 0; t < 24; t++) {
+        drawn->rgb[t] = malloc((size_t)W * H * 3);
+        draw_scene(drawn->rgb[t], W, H, t);
     }
+    drawn->n = 24, drawn->w = W, drawn->h = H;
     /* ffmpeg's moving test patterns too. */
-    assert_true(read_frames("ffmpeg -v error -nostdin -f lavfi -i testsrc2=size=640x480:rate=2 "
-                            "-frames:v 20 -f image2pipe -vcodec mjpeg -q:v 3 -", &ts, 20) == 20);
-    assert_true(read_frames("ffmpeg -v error -nostdin -f lavfi -i mandelbrot=size=640x480:rate=2 "
-                            "-frames:v 20 -f image2pipe -vcodec mjpeg -q:v 3 -", &mb, 20) == 20);
-    int persons = persons_in(state, "drawn", &drawn, &crops) +
-                  persons_in(state, "testsrc2", &ts, &crops) +
-                  persons_in(state, "mandelbrot", &mb, &crops);
+    assert_int_equal(clip_load_cmd(ts, "ffmpeg -v error -nostdin -f lavfi -i testsrc2=size="
+                                   "640x480:rate=2 -frames:v 20 -f image2pipe -vcodec mjpeg "
+                                   "-q:v 3 -", 20), 20);
+    assert_int_equal(clip_load_cmd(mb, "ffmpeg -v error -nostdin -f lavfi -i mandelbrot=size="
+                                   "640x480:rate=2 -frames:v 20 -f image2pipe -vcodec mjpeg "
+                                   "-q:v 3 -", 20), 20);
+    int persons = persons_in(state, "drawn", drawn, &crops) +
+                  persons_in(state, "testsrc2", ts, &crops) +
+                  persons_in(state, "mandelbrot", mb, &crops);
     printf("no-people clips: %d frames (%d also as motion crops), %d person labels at the "
-           "default hog_min_confidence\n", drawn.n + ts.n + mb.n, crops, persons);
+           "default hog_min_confidence\n", drawn->n + ts->n + mb->n, crops, persons);
     assert_int_equal(persons, 0);
-    frames_free(&drawn);
-    frames_free(&ts);
-    frames_free(&mb);
+    clip_destroy(drawn);
+    clip_destroy(ts);
+    clip_destroy(mb);
     be->cleanup(state);
     free(s);
 }
@@ -536,47 +463,28 @@ static void bad_images_and_deadlines(void **unused)
 
 /* ---- the chain: [motion, opencv] from a YAML file ------------------------------------------ */
 
-static const char *write_yaml(const char *name, const char *text)
-{
-    char *path = tmp_path(name);
-    write_file(path, text, strlen(text));
-    return path;
-}
-
 static void chain_motion_then_opencv(void **unused)
 {
-    static struct vg_config cfg;
-    struct vg_detect_settings *s = NULL;
-    struct vg_detect_engine *e = NULL;
-    struct vg_motion *mo = NULL;
+    struct detect_rig r;
     struct vg_chain_out *out = malloc(sizeof(*out));
-    struct frames f;
-    const char *path = write_yaml("chain.yaml",
-                                  "dispatch: {detectors: [motion, opencv]}\n"
-                                  "cameras:\n"
-                                  "  - id: vtest\n"
-                                  "    url: " VTEST "\n"
-                                  "    watch: [person]\n"
-                                  "detectors:\n"
-                                  "  opencv:\n"
-                                  "    faces: false\n");
-    assert_vg_ok(vg_cfg_load(&cfg, path));
-    assert_vg_ok(vg_detect_settings_load(&s, &cfg));
-    assert_vg_ok(vg_detect_engine_create(&e, s));
-    int n = vtest_frames(&f, "2", 60);
+    char want[128];
+    assert_vg_ok(detect_rig_up(&r, "dispatch: {detectors: [motion, opencv]}\n"
+                                   "cameras:\n"
+                                   "  - id: vtest\n"
+                                   "    url: " CLIP_VTEST "\n"
+                                   "    watch: [person]\n"
+                                   "detectors:\n"
+                                   "  opencv:\n"
+                                   "    faces: false\n", 1));
+    struct clip *f = vtest("2", 60);
+    int n = f->n;
     assert_true(n >= 50);
-    assert_vg_ok(vg_motion_create(&mo, f.w / 2, f.h / 2, 25, 0.002, 0.05));
-    uint8_t *grey = malloc((size_t)(f.w / 2) * (f.h / 2));
+    assert_true(clip_motion_hints(f));
     int moving = 0, person = 0, gated = 0;
     int64_t t0 = vg_mono_us();
     for (int i = 0; i < n; i++) {
-        struct vg_motion_result mr;
-        struct vg_motion_hint hint;
-        struct vg_image img = {.rgb = f.rgb[i], .width = f.w, .height = f.h};
-        grey_half(f.rgb[i], f.w, f.h, grey);
-        assert_vg_ok(vg_motion_feed(mo, grey, f.w / 2, &mr));
-        to_hint(&mr, &hint);
-        assert_vg_ok(vg_detect_engine_run(e, &cfg.cameras[0], &img, &hint, 0, out));
+        struct vg_image img = {.rgb = f->rgb[i], .width = f->w, .height = f->h};
+        assert_vg_ok(vg_detect_engine_run(r.e, &r.cfg->cameras[0], &img, &f->hint[i], 0, out));
         gated += out->gated;
         if (out->stages_run == 2) {
             moving++;
@@ -591,24 +499,21 @@ static void chain_motion_then_opencv(void **unused)
     assert_true(moving >= n / 2);
     /* Measured 86% (the crops are scaled up: people are found down to ~85 px). */
     assert_true(person >= moving * 3 / 4);
-    free(grey);
-    vg_motion_destroy(mo);
-    frames_free(&f);
-    vg_detect_engine_destroy(e);
-    vg_detect_settings_destroy(s);
+    clip_destroy(f);
+    detect_rig_down(&r);
 
     /* The backend's own keys are checked with file:line. */
-    path = write_yaml("bad.yaml", "dispatch: {detectors: [motion, opencv]}\n"
-                                  "detectors:\n  opencv:\n    hog_strid: 8\n");
-    assert_vg_ok(vg_cfg_load(&cfg, path));
-    assert_int_equal(vg_detect_settings_load(&s, &cfg), VG_ERR_CONFIG);
-    assert_non_null(strstr(vg_err_detail(), "bad.yaml:4: unknown key \"detectors.opencv."
-                                            "hog_strid\""));
-    path = write_yaml("bad2.yaml", "dispatch: {detectors: [motion, opencv]}\n"
-                                   "detectors:\n  opencv: {model: /nonexistent/yolo.onnx}\n");
-    assert_vg_ok(vg_cfg_load(&cfg, path));
-    assert_int_equal(vg_detect_settings_load(&s, &cfg), VG_ERR_CONFIG);
-    assert_non_null(strstr(vg_err_detail(), "/nonexistent/yolo.onnx"));
+    assert_status(detect_rig_up(&r, "dispatch: {detectors: [motion, opencv]}\n"
+                                    "detectors:\n  opencv:\n    hog_strid: 8\n", 0),
+                  VG_ERR_CONFIG);
+    snprintf(want, sizeof(want), "%s:4: unknown key \"detectors.opencv.hog_strid\"", r.path);
+    assert_detail(want);
+    detect_rig_down(&r);
+    assert_status(detect_rig_up(&r, "dispatch: {detectors: [motion, opencv]}\n"
+                                    "detectors:\n  opencv: {model: /nonexistent/yolo.onnx}\n", 0),
+                  VG_ERR_CONFIG);
+    assert_detail("/nonexistent/yolo.onnx");
+    detect_rig_down(&r);
     free(out);
 }
 
