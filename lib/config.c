@@ -350,6 +350,10 @@ static vg_status bind_map(struct ctx *c, const struct vg_ynode *map, const struc
         if (!f->key)
             return vg_errf(VG_ERR_CONFIG, "%s:%d: unknown key \"%s%s\"", c->name,
                            map->key_lines[i], where, key);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(map->keys[j], key))
+                return vg_errf(VG_ERR_CONFIG, "%s:%d: \"%s%s\" is given twice (also on line %d)",
+                               c->name, map->key_lines[i], where, key, map->key_lines[j]);
         vg_status st;
         char sub[128];
         snprintf(sub, sizeof(sub), "%s%s.", where, key);
@@ -604,6 +608,9 @@ static vg_status parse_watch_text(struct ctx *c, struct vg_watch *w, const char 
 {
     const char *op = strchr(text, '>');
     size_t n = op ? (size_t)(op - text) : strlen(text);
+    if (strcspn(text, "<=:") < n)
+        return vg_errf(VG_ERR_CONFIG, "%s:%d: watch entry \"%s\": the only comparison is "
+                       "\">\" (write \"label > 0.72\")", c->name, line, text);
     while (n > 0 && text[n - 1] == ' ')
         n--;
     if (n == 0 || n >= sizeof(w->label))
@@ -714,32 +721,16 @@ static vg_status bind_label_watch_list(struct ctx *c, const struct vg_ynode *seq
     return VG_OK;
 }
 
-/* Zones before watch: watch entries name zones. */
-static const char *const camera_key_order[] = {"zones", NULL};
-
+/* Watch entries name zones, so zones are bound first (binding them again in
+ * file order below gives the same result). */
 static vg_status bind_camera(struct ctx *c, const struct vg_ynode *map, struct vg_camera_cfg *cam)
 {
-    struct vg_ynode first = *map, rest = *map;
-    const char *fk[8], *rk[64];
-    int fl[8], rl[64];
-    struct vg_ynode *fi[8], *ri[64];
-    if (map->type != VG_Y_MAP || map->n > 64)
-        return bind_map(c, map, camera_fields, cam, "cameras.");
-    first.n = rest.n = 0;
-    for (size_t i = 0; i < map->n; i++) {
-        int early = 0;
-        for (int k = 0; camera_key_order[k]; k++)
-            early |= !strcmp(map->keys[i], camera_key_order[k]);
-        size_t j = early ? first.n++ : rest.n++;
-        (early ? fk : rk)[j] = map->keys[i];
-        (early ? fl : rl)[j] = map->key_lines[i];
-        (early ? fi : ri)[j] = map->items[i];
-    }
-    first.keys = (char **)fk, first.key_lines = fl, first.items = fi;
-    rest.keys = (char **)rk, rest.key_lines = rl, rest.items = ri;
-    vg_status st = bind_map(c, &first, camera_fields, cam, "cameras.");
+    const struct vg_ynode *zones = map_get(map, "zones", NULL);
+    vg_status st = VG_OK;
+    if (zones && zones->type == VG_Y_SEQ)
+        st = bind_zones(c, zones, cam);
     if (st == VG_OK)
-        st = bind_map(c, &rest, camera_fields, cam, "cameras.");
+        st = bind_map(c, map, camera_fields, cam, "cameras.");
     for (int i = 0; st == VG_OK && i < cam->n_watch; i++)
         if (cam->watch[i].min_confidence < 0)
             cam->watch[i].min_confidence = cam->label_watch_min_conf / 100.0;

@@ -115,6 +115,10 @@ vg_status vg_opts_bind(const struct vg_opt *opts, const struct vg_ynode *map, vo
         if (!o)
             return vg_errf(VG_ERR_CONFIG, "%s:%d: unknown key \"%s%s\"", file,
                            map->key_lines[i], where, map->keys[i]);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(map->keys[j], map->keys[i]))
+                return vg_errf(VG_ERR_CONFIG, "%s:%d: \"%s%s\" is given twice (also on line %d)",
+                               file, map->key_lines[i], where, o->key, map->key_lines[j]);
         if (v->type != VG_Y_SCALAR)
             return vg_errf(VG_ERR_CONFIG, "%s:%d: %s%s must be a single value", file, v->line,
                            where, o->key);
@@ -165,8 +169,8 @@ vg_status vg_opts_apply_env(const struct vg_opt *opts, void *base)
         if (path) {
             char *text = NULL;
             vg_status st = read_secret(file_var, path, &text);
-            if (st == VG_OK)
-                st = vg_opts_set(o, base, text, "file ");
+            if (st == VG_OK && (st = vg_opts_set(o, base, text, "")) != VG_OK)
+                st = vg_errf(st, "%s: %s", file_var, vg_err_detail());
             free(text);
             if (st != VG_OK)
                 return st;

@@ -245,7 +245,9 @@ static int passes_filters(const struct vg_camera_cfg *cam, const struct vg_label
     double area = (double)l->box.w * l->box.h;
     for (int i = 0; i < cam->n_filters; i++) {
         const struct vg_filter *f = &cam->filters[i];
-        if (strcmp(f->label, "*") && !names_label(f->label, l))
+        /* "*" means every object label; motion boxes are filtered only by name
+         * (their "confidence" is the share of changed pixels, not a score). */
+        if (!strcmp(f->label, "*") ? l->category == VG_CAT_MOTION : !names_label(f->label, l))
             continue;
         if (l->confidence < f->min_confidence)
             return 0;
@@ -262,6 +264,10 @@ size_t vg_labels_screen(const struct vg_camera_cfg *cam, struct vg_label *labels
         struct vg_label *l = &labels[i];
         /* Frigate's rule: where an object stands is the bottom centre of its box. */
         float px = l->box.x + l->box.w / 2, py = l->box.y + l->box.h;
+        /* A box clipped at the frame's bottom stands at y = 1, which no
+         * polygon contains by the even-odd rule: count it just inside. */
+        px = px > 0.999999f ? 0.999999f : px;
+        py = py > 0.999999f ? 0.999999f : py;
         int masked = 0;
         if (!passes_filters(cam, l))
             continue;
@@ -377,24 +383,47 @@ static int reuse_verdict(struct vg_detect_engine *e, int idx, struct verdict *v,
     return 1;
 }
 
+/* Faces from any backend, made safe: boxes clipped, confidences 0..1. */
+static void clean_faces(struct vg_detect_res *res)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < res->n_faces && i < VG_DETECT_MAX_FACES; i++) {
+        struct vg_face_box f = res->faces[i];
+        f.confidence = vg_unit(f.confidence);
+        if (vg_box_clip(&f.box))
+            res->faces[kept++] = f;
+    }
+    res->n_faces = kept;
+}
+
 static vg_status run_stage(struct vg_detect_engine *e, int idx, struct vg_detect_req *req,
                            struct vg_detect_res *res)
 {
     const struct vg_detector_backend *be = vg_detector_backends[idx];
-    int timeout_ms = e->s->cfg->dispatch.detect_timeout_ms;
     memset(res, 0, sizeof(*res));
-    req->deadline_us = vg_now_us() + (int64_t)timeout_ms * 1000;
+    req->deadline_us = vg_now_us() + (int64_t)e->s->cfg->dispatch.detect_timeout_ms * 1000;
     vg_counter_inc(e->m[idx].calls);
     vg_status st = be->detect(e->state[idx], req, res);
-    if (st == VG_OK && vg_now_us() > req->deadline_us)
-        st = vg_errf(VG_ERR_TIMEOUT, "took longer than detect_timeout_ms (%d ms)", timeout_ms);
-    if (st == VG_ERR_TIMEOUT)
+    /* A result that came in late is still a result: count it, keep it (a
+     * local stage cannot be interrupted, a remote one already was). */
+    if (st == VG_ERR_TIMEOUT || (st == VG_OK && vg_now_us() > req->deadline_us))
         vg_counter_inc(e->m[idx].timeouts);
     else if (st != VG_OK)
         vg_counter_inc(e->m[idx].errors);
     if (st != VG_OK)
-        st = vg_errf(st, "detector %s: %s", be->name, vg_err_detail());
-    return st;
+        return vg_errf(st, "detector %s: %s", be->name, vg_err_detail());
+    clean_faces(res);
+    return VG_OK;
+}
+
+static void count_skipped(struct vg_detect_engine *e, const char (*chain)[VG_NAME_MAX], int from,
+                          int n)
+{
+    for (int k = from; k < n; k++) {
+        int skip = backend_index(vg_detector_find(chain[k]));
+        if (skip >= 0)
+            vg_counter_inc(e->m[skip].skipped);
+    }
 }
 
 vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camera_cfg *cam,
@@ -420,6 +449,7 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
         struct verdict *v = verdict_of(e->s, cam, i);
         if (i > 0 && v && reuse_verdict(e, idx, v, frame_time(img), out)) {
             vg_counter_inc(e->m[idx].reused);
+            count_skipped(e, chain, i + 1, n);
             break;  /* out holds the previous stage's result, or nothing */
         }
         vg_status sst = run_stage(e, idx, &req, cur);
@@ -428,6 +458,7 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
                 st = sst;
             else
                 out->degraded = 1;  /* the earlier stage's result stands */
+            count_skipped(e, chain, i + 1, n);
             VG_WARN("detector.failed", cam->id, "%s%s", vg_err_detail(),
                     i ? "; using the previous stage's result" : "");
             break;
@@ -438,8 +469,7 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
         out->raw = raw;
         out->detector = vg_detector_backends[idx]->name;
         out->stages_run = i + 1;
-        unsigned caps = vg_detector_backends[idx]->caps;
-        out->faces_searched = want_faces && (caps & VG_DETECT_FACES) && (caps & VG_DETECT_LOCAL);
+        out->faces_searched = cur->faces_searched;
         int worth = worth_next(cam, cur);
         if (v && (vg_detector_backends[idx]->caps & VG_DETECT_REMOTE)) {
             atomic_store(&v->passed, worth);
@@ -447,11 +477,7 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
         }
         if (i + 1 < n && !worth) {
             out->gated = 1;
-            for (int k = i + 1; k < n; k++) {
-                int skip = backend_index(vg_detector_find(chain[k]));
-                if (skip >= 0)
-                    vg_counter_inc(e->m[skip].skipped);
-            }
+            count_skipped(e, chain, i + 1, n);
             break;
         }
         if (!strcmp(chain[i], "motion")) {

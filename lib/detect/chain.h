@@ -40,8 +40,8 @@ struct vg_chain_out {
     int degraded;               /* a later stage failed; an earlier result stands */
     int reused;                 /* a remote stage's recent verdict on this camera was
                                  * reused instead of a call (dispatch.remote_interval_ms) */
-    int faces_searched;         /* the deciding stage is a local one that already looked for
-                                 * faces (res.n_faces may be 0): no second look needed */
+    int faces_searched;         /* the deciding stage looked for faces itself (res.n_faces
+                                 * may be 0): dispatch's cascade need not look again */
 };
 
 /* Run cam's chain on one image. Fails only when the first stage fails. */

@@ -522,7 +522,8 @@ std::vector<area> plan_areas(const ocv_settings *s, const vg_detect_req *req)
         crops.push_back({r, sc});
         cost += scaled_cost(crops.back());
     }
-    if (s->regions == REG_AUTO && cost >= CROPS_SHARE * scaled_cost(whole))
+    /* Regions all too small to look at: the whole frame rather than nothing. */
+    if (crops.empty() || (s->regions == REG_AUTO && cost >= CROPS_SHARE * scaled_cost(whole)))
         return {whole};
     return crops;
 }
@@ -833,24 +834,28 @@ vg_status run_people(ocv_state *st, const cv::Mat &rgb, const std::vector<area> 
     return VG_OK;
 }
 
+// The cascades add to what the people detector found: past the deadline
+// they stop, and the people found so far stand. *faces_done: every face area
+// was searched (so dispatch need not search again).
 vg_status run_cascades(ocv_state *st, const cv::Mat &rgb, const std::vector<area> &areas,
-                       const vg_detect_req *req, std::vector<hit> &hits)
+                       const vg_detect_req *req, std::vector<hit> &hits, int *faces_done)
 {
     const ocv_settings *s = st->s;
     std::vector<hit> found;
+    *faces_done = 0;
     // Faces only when dispatch wants them (a face matcher, dispatch.faces).
     if (s->faces && req->want_faces) {
+        *faces_done = 1;
         for (const area &a : face_areas(hits, areas, rgb.size())) {
-            if (past(req))
-                return timeout("the face cascade");
+            if (past(req)) {
+                *faces_done = 0;
+                break;
+            }
             cascade_area(st, st->face, rgb, a, VG_CAT_FACE, "face", found);
         }
     }
-    for (size_t i = 0; s->pets && i < areas.size(); i++) {
-        if (past(req))
-            return timeout("the pet cascade");
+    for (size_t i = 0; s->pets && i < areas.size() && !past(req); i++)
         cascade_area(st, st->pet, rgb, areas[i], VG_CAT_PET, "cat face", found);
-    }
     hits.insert(hits.end(), found.begin(), found.end());
     return VG_OK;
 }
@@ -868,10 +873,11 @@ vg_status detect_frame(ocv_state *st, const vg_detect_req *req, struct vg_detect
     cv::Mat rgb(img->height, img->width, CV_8UC3, const_cast<uint8_t *>(img->rgb));
     std::vector<area> areas = plan_areas(st->s, req);
     std::vector<hit> hits;
+    int faces_done = 0;
     vg_status rc = run_people(st, rgb, areas, req, hits);
     if (rc == VG_OK) {
         nms_by_name(hits, (float)st->s->nms);
-        rc = run_cascades(st, rgb, areas, req, hits);
+        rc = run_cascades(st, rgb, areas, req, hits, &faces_done);
     }
     if (rc != VG_OK)
         return rc;
@@ -879,6 +885,7 @@ vg_status detect_frame(ocv_state *st, const vg_detect_req *req, struct vg_detect
     std::stable_sort(hits.begin(), hits.end(),
                      [](const hit &x, const hit &y) { return x.conf > y.conf; });
     emit(hits, req, res);
+    res->faces_searched = faces_done;
     return VG_OK;
 }
 

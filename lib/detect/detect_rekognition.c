@@ -302,13 +302,14 @@ static vg_status detect(void *state, const struct vg_detect_req *req, struct vg_
     if (st != VG_OK)
         goto out;
     map_labels(r->s, &labels, res);
-    if (!wants_faces(r->s, req, res))
+    /* The labels stand without face boxes (dispatch's own face finder can
+     * still crop faces): no time left or a DetectFaces failure only means no
+     * face boxes from here. */
+    if (!wants_faces(r->s, req, res) || check_deadline(req, "DetectFaces") != VG_OK)
         goto out;
-    if ((st = check_deadline(req, "DetectFaces (after DetectLabels)")) != VG_OK)
-        goto out;
-    /* The labels stand without face boxes: dispatch's own face finder can
-     * still crop faces, so a DetectFaces failure is only a warning. */
-    if (add_faces(r, req, res) != VG_OK)
+    if (add_faces(r, req, res) == VG_OK)
+        res->faces_searched = 1;
+    else
         VG_WARN("detector.faces_failed", req->cam ? req->cam->id : NULL, "rekognition: %s",
                 vg_err_detail());
 out:

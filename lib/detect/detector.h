@@ -91,6 +91,7 @@ struct vg_detect_res {
     struct vg_label labels[VG_DETECT_MAX_LABELS];
     size_t n_faces;
     struct vg_face_box faces[VG_DETECT_MAX_FACES];
+    int faces_searched;     /* the backend looked for faces (n_faces may still be 0) */
 };
 
 /* Capability bits. */
@@ -126,6 +127,9 @@ void vg_detector_names(char *out, size_t cap);
 struct vg_label *vg_detect_res_add(struct vg_detect_res *res, const char *raw,
                                    enum vg_category cat, float confidence,
                                    const struct vg_box *box);
+
+/* v clamped to 0..1; NaN becomes 0. */
+float vg_unit(float v);
 
 /* Clamp a box to the unit square; returns 0 when nothing is left of it. */
 int vg_box_clip(struct vg_box *b);

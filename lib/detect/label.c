@@ -24,6 +24,11 @@ int vg_category_parse(const char *s)
     return -1;
 }
 
+float vg_unit(float v)
+{
+    return !(v >= 0) ? 0 : v > 1 ? 1 : v; /* NaN (a remote answer, a hostile frame) is 0 */
+}
+
 int vg_box_clip(struct vg_box *b)
 {
     float x0 = b->x < 0 ? 0 : b->x, y0 = b->y < 0 ? 0 : b->y;
@@ -46,7 +51,7 @@ struct vg_label *vg_detect_res_add(struct vg_detect_res *res, const char *raw,
     memset(l, 0, sizeof(*l));
     snprintf(l->raw, sizeof(l->raw), "%s", raw);
     l->category = cat;
-    l->confidence = confidence < 0 ? 0 : confidence > 1 ? 1 : confidence;
+    l->confidence = vg_unit(confidence);
     if (box) {
         l->box = *box;
         vg_box_clip(&l->box);

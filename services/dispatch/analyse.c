@@ -167,7 +167,6 @@ void disp_analyse(struct disp_worker *w, const struct disp_frame *fr)
     Vigil__V1__Frame *f = accept_frame(w, fr, cam);
     if (!f)
         return;
-    vg_counter_inc(d->frames);
     img.jpeg = f->jpeg.data;
     img.jpeg_len = f->jpeg.len;
     img.capture_ts_us = f->header->capture_ts_us;
@@ -181,10 +180,15 @@ void disp_analyse(struct disp_worker *w, const struct disp_frame *fr)
             goto out;
         }
         img.rgb = rgb;
-    } else {
-        img.width = (int)f->width;
-        img.height = (int)f->height;
+    } else if (vg_jpeg_dims(w->jpeg, f->jpeg.data, f->jpeg.len, &img.width, &img.height) !=
+               VG_OK) {
+        /* The size the JPEG says, not the message: boxes are normalised by it. */
+        vg_counter_inc(d->bad_image);
+        VG_WARN("frame.bad_image", cam->id, "frame %llu: %s", (unsigned long long)f->seq,
+                vg_err_detail());
+        goto out;
     }
+    vg_counter_inc(d->frames);
     motion_hint(f, &motion);
     if (!(out = malloc(sizeof(*out))))
         goto out;

@@ -175,9 +175,13 @@ static vg_status disp_init(struct vg_svc *svc, void **state)
         disp_free(d);
         return st;
     }
-    *state = d;
     vg_subject(subject, sizeof(subject), cfg->prefix, "frames", "*");
-    return vg_bus_subscribe(vg_svc_bus(svc), subject, "dispatch", on_frame, d);
+    if ((st = vg_bus_subscribe(vg_svc_bus(svc), subject, "dispatch", on_frame, d)) != VG_OK) {
+        disp_free(d);   /* workers stop here, while the bus still exists */
+        return st;
+    }
+    *state = d;
+    return VG_OK;
 }
 
 static void prune_snapshots(struct disp *d)

@@ -55,6 +55,8 @@ vg_status disp_snapshot_store(const char *dir, const char *camera, int64_t captu
     if (st != VG_OK)
         return st;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && make_parents(path) == VG_OK) /* pruned an instant ago */
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return vg_errf(VG_ERR_IO, "open %s: %s", path, strerror(errno));
     ssize_t w = write(fd, jpeg, len);

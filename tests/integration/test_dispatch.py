@@ -169,9 +169,7 @@ detectors:
     fake.post("/_fake/reset", {})
 
 
-def faces_out(stack, fake):
-    jpeg = read(os.path.join(DATA, "messi5.jpg"))
-    w, h = pbframe.jpeg_size(jpeg)
+def faces_config(stack, fake, backend_faces):
     stack.write_config(f"""
 cameras:
   - {{ id: a, url: none.avi, detectors: [deepstack] }}
@@ -180,27 +178,42 @@ dispatch:
   faces: on
   face_margin_px: 25
 detectors:
-  deepstack: {{ url: "{fake.url}" }}
+  deepstack: {{ url: "{fake.url}", faces: {backend_faces} }}
 """)
-    disp = stack.start_service("dispatch")
+
+
+def faces_out(stack, fake):
+    jpeg = read(os.path.join(DATA, "messi5.jpg"))
+    w, h = pbframe.jpeg_size(jpeg)
     faces = stack.tail("faces", "vigil.faces.a", "--bytes")
     # The backend reports the face itself (the fake's default face box).
+    faces_config(stack, fake, "auto")
+    disp = stack.start_service("dispatch")
     publish(stack, "a", pbframe.frame("a", jpeg, w, h))
     wait_for(lambda: read_jsonl(faces), 10, "a FaceCrop from the backend's face box")
     fc = read_jsonl(faces)[0]["data"]
     cw, ch = pbframe.jpeg_size(base64.b64decode(fc["jpeg_base64"]))
     check((cw, ch) == (40 + 2 * 25, 50 + 2 * 25),
           f"the crop is the face box plus 25 px on each side ({cw}x{ch})")
-    # No face from the backend: the frontal-face cascade looks in the person's box.
+    # A backend that searched and found no face is believed: no crop.
+    fake.post("/_fake/next", {"endpoint": "face", "count": 1, "predictions": []})
+    publish(stack, "a", pbframe.frame("a", jpeg, w, h, seq=2))
+    wait_for(lambda: len(fake.requests("face")) >= 2, 10, "the second face search")
+    time.sleep(0.5)
+    check(len(read_jsonl(faces)) == 1, "a backend that found no face gets no second look")
+    check(disp.stop() == 0, "dispatch exits 0")
+    stack.procs.pop("dispatch")
+    # A backend that does not look for faces: the cascade looks in the person's box.
+    faces_config(stack, fake, "off")
+    disp = stack.start_service("dispatch")
     fake.post("/_fake/next", {"endpoint": "detection", "count": 1, "predictions": [
         {"label": "person", "confidence": 0.95, "x_min": 150, "y_min": 40, "x_max": 460,
          "y_max": 340}]})
-    fake.post("/_fake/next", {"endpoint": "face", "count": 1, "predictions": []})
-    publish(stack, "a", pbframe.frame("a", jpeg, w, h, seq=2))
+    publish(stack, "a", pbframe.frame("a", jpeg, w, h, seq=3))
     wait_for(lambda: len(read_jsonl(faces)) >= 2, 10, "a FaceCrop from the face cascade")
     fc = read_jsonl(faces)[1]["data"]
     b = fc["box"]
-    check(fc["frame_seq"] == 2, "for the second frame")
+    check(fc["frame_seq"] == 3, "for the third frame")
     check(0.2 < b["x"] + b["w"] / 2 < 0.85 and b["y"] < 0.6,
           f"the cascade found the face inside the person's box ({b})")
     stack.procs.pop("faces").stop()

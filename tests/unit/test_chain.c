@@ -209,6 +209,30 @@ static void unknown_detector_lists_the_known(void **state)
     assert_non_null(strstr(vg_err_detail(), "known: motion"));
 }
 
+/* What review found: each once a silent failure. */
+static void edge_cases(void **state)
+{
+    /* A person cut off by the frame's bottom edge still stands in a zone there. */
+    const struct vg_camera_cfg *cam = parse_camera(
+        "cameras:\n  - id: a\n    url: x\n"
+        "    zones: [{name: porch, polygon: \"0.05,0.55 0.6,0.55 0.6,1 0.05,1\"}]\n"
+        "    filters: [{label: \"*\", min_confidence: 0.4}]\n");
+    struct vg_label l[3] = {
+        label("person", VG_CAT_PERSON, 0.9f, 0.2f, 0.6f, 0.2f, 0.4f),   /* bottom at y = 1 */
+        label("motion", VG_CAT_MOTION, 0.2f, 0.1f, 0.1f, 0.1f, 0.1f),   /* "*" is not for motion */
+        label("dog", VG_CAT_PET, 0.5f, 0.1f, 0.1f, 0.1f, 0.1f),
+    };
+    l[2].confidence = vg_unit(0.0f / 0.0f);    /* NaN from a remote answer: 0 */
+    assert_float_equal(l[2].confidence, 0, 0);
+    assert_int_equal(vg_labels_screen(cam, l, 3), 2);
+    assert_int_equal(l[0].zones, 1u << 0);
+    assert_int_equal(l[1].category, VG_CAT_MOTION);
+    parse_fails("cameras:\n  - {id: a, url: x, watch: [\"person < 0.5\"]}\n",
+                "the only comparison is \">\"");
+    parse_fails("cameras:\n  - id: a\n    url: x\n    fps: 5\n    fps: 6\n",
+                "test.yaml:5: \"cameras.fps\" is given twice (also on line 4)");
+}
+
 /* The annotated example is what users copy: it must load, detectors and all. */
 static void example_config_is_valid(void **state)
 {
@@ -236,6 +260,7 @@ int main(void)
         cmocka_unit_test(chain_runs_motion_stage),
         cmocka_unit_test(unknown_detector_lists_the_known),
         cmocka_unit_test(example_config_is_valid),
+        cmocka_unit_test(edge_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

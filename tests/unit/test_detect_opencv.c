@@ -377,6 +377,116 @@ static void darknet_output_decoded(void **unused)
     free(s);
 }
 
+/* ---- a tiny ONNX network ---------------------------------------------------------------- */
+
+/* tests/unit/make_tiny_onnx.py writes a 320x320 YOLOv5-shaped model whose
+ * output [1, 4, 85] is its constant rows whatever the image (cx, cy, w, h in
+ * input pixels, objectness, 80 COCO class scores):
+ *   dog  140,160 120x90   obj 0.9 x 0.95 (cat 0.6 second)  -> 0.855
+ *   dog  146,163 120x90   obj 0.8 x 0.9, IoU 0.85 with it   -> 0.72, NMS drops it
+ *   car   60,120  40x30   obj 0.3 x 0.9                     -> 0.27, below 0.5
+ *   car  280,227.5 80x65  obj 0.8 x 0.875, 10 px into the padding -> 0.7
+ * A 640x360 image letterboxed into 320x320 is scaled by 0.5 and shifted down
+ * 70 px, so image = (input - (0, 70)) / 0.5. */
+static const char *source_dir(void)
+{
+    static char dir[1024];
+    const char *env = getenv("VIGIL_SOURCE_DIR");
+    if (env && env[0])
+        return env;
+    /* Run by hand: this file's own (absolute, as CMake compiles it) path. */
+    snprintf(dir, sizeof(dir), "%s", __FILE__);
+    char *cut = strstr(dir, "/tests/unit/");
+    if (cut)
+        *cut = '\0';
+    return dir;
+}
+
+/* Debian's python3-onnx (scripts/deps) is for /usr/bin/python3, not for
+ * whichever python3 is first on PATH. */
+static int make_tiny_onnx(const char *out)
+{
+    char cmd[2048];
+    if (system("/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1") != 0)
+        return 0;
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 '%s/tests/unit/make_tiny_onnx.py' '%s'",
+             source_dir(), out);
+    if (system(cmd) != 0)
+        fail_msg("%s failed", cmd);
+    return 1;
+}
+
+static void assert_label(const struct vg_label *l, const char *raw, enum vg_category cat,
+                         float conf, float x, float y, float w, float h)
+{
+    /* The rows are float32 constants; mapping them back is a few operations:
+     * the error is ~1e-6. 1e-4 (0.06 px of 640) still catches any wrong
+     * letterbox (its 70 px shift is 0.19 of the height) or input size. */
+    const float tol = 1e-4f;
+    printf("  %s %.4f at %.4f,%.4f %.4fx%.4f\n", l->raw, l->confidence, l->box.x, l->box.y,
+           l->box.w, l->box.h);
+    assert_string_equal(l->raw, raw);
+    assert_int_equal(l->category, cat);
+    assert_float_equal(l->confidence, conf, tol);
+    assert_float_equal(l->box.x, x, tol);
+    assert_float_equal(l->box.y, y, tol);
+    assert_float_equal(l->box.w, w, tol);
+    assert_float_equal(l->box.h, h, tol);
+}
+
+static void onnx_output_decoded(void **unused)
+{
+    enum { W = 640, H = 360 };
+    char *model = tmp_path("tiny.onnx");
+    if (!make_tiny_onnx(model)) {
+        printf("SKIP onnx_output_decoded: /usr/bin/python3 cannot import onnx (Debian package "
+               "python3-onnx, scripts/deps)\n");
+        skip();
+    }
+    void *s = settings_new();
+    set(s, "people", "false");
+    set(s, "faces", "false");
+    set(s, "model", model);             /* framework auto: from .onnx */
+    set(s, "input_width", "320");
+    void *state = open_state(s);
+    struct vg_detect_res *res = malloc(sizeof(*res));
+    uint8_t *rgb = malloc((size_t)W * H * 3);
+    for (size_t i = 0; i < (size_t)W * H * 3; i++)
+        rgb[i] = (uint8_t)(i * 7 % 251);
+    assert_vg_ok(run(state, rgb, W, H, NULL, 0, res));
+    printf("tiny ONNX on %dx%d: %zu labels\n", W, H, res->n);
+    assert_int_equal(res->n, 2);
+    /* dog: input 80..200 x 115..205 -> image 160..400 x 90..270 */
+    assert_label(&res->labels[0], "dog", VG_CAT_PET, 0.855f, 0.25f, 0.25f, 0.375f, 0.5f);
+    /* car: input 240..320 x 195..260 -> image 480..640 x 250..380, cut at 360 */
+    assert_label(&res->labels[1], "car", VG_CAT_VEHICLE, 0.7f, 0.75f, 250.0f / H, 0.25f,
+                 110.0f / H);
+    /* Portrait, 360x640: the padding is now left and right, 70 px each.
+     * dog -> image 20..260 x 230..410; car: only input 240..250 is image. */
+    assert_vg_ok(run(state, rgb, H, W, NULL, 0, res));
+    assert_int_equal(res->n, 2);
+    assert_label(&res->labels[0], "dog", VG_CAT_PET, 0.855f, 20.0f / H, 230.0f / W, 240.0f / H,
+                 180.0f / W);
+    assert_label(&res->labels[1], "car", VG_CAT_VEHICLE, 0.7f, 340.0f / H, 390.0f / W,
+                 20.0f / H, 130.0f / W);
+    be->cleanup(state);
+
+    /* The two rows missing above were dropped by the threshold and by NMS,
+     * not lost in decoding: with both relaxed they come back, in place. */
+    set(s, "min_confidence", "0.2");
+    set(s, "nms", "0.9");
+    state = open_state(s);
+    assert_vg_ok(run(state, rgb, W, H, NULL, 0, res));
+    assert_int_equal(res->n, 4);
+    assert_label(&res->labels[1], "dog", VG_CAT_PET, 0.72f, 172.0f / W, 96.0f / H, 0.375f, 0.5f);
+    assert_label(&res->labels[3], "car", VG_CAT_VEHICLE, 0.27f, 80.0f / W, 70.0f / H,
+                 80.0f / W, 60.0f / H);
+    free(rgb);
+    free(res);
+    be->cleanup(state);
+    free(s);
+}
+
 /* ---- bad files ------------------------------------------------------------------------- */
 
 static void init_fails(void *s, const char *expect)
@@ -419,6 +529,15 @@ static void bad_model_files_fail_clearly(void **unused)
     write_file(tmp_path("junk.onnx"), "\x08\x07garbage-not-protobuf\xff\xfe", 24);
     set(s, "model", tmp_path("junk.onnx"));
     init_fails(s, tmp_path("junk.onnx"));                       /* corrupt ONNX */
+    uint8_t noise[4096];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof(noise); i++) {
+        x = x * 1103515245u + 12345u;
+        noise[i] = (uint8_t)(x >> 24);
+    }
+    write_file(tmp_path("noise.onnx"), noise, sizeof(noise));
+    set(s, "model", tmp_path("noise.onnx"));
+    init_fails(s, tmp_path("noise.onnx"));                      /* random bytes */
 
     set(s, "model", tmp_path("tiny.weights"));
     set(s, "config", tmp_path("tiny.cfg"));
@@ -547,6 +666,7 @@ int main(void)
         cmocka_unit_test(registered_with_its_caps),
         cmocka_unit_test(bad_images_and_deadlines),
         cmocka_unit_test(darknet_output_decoded),
+        cmocka_unit_test(onnx_output_decoded),
         cmocka_unit_test(bad_model_files_fail_clearly),
         cmocka_unit_test(no_person_in_motion_without_people),
         cmocka_unit_test(faces_when_wanted),
