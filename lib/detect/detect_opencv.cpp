@@ -749,7 +749,8 @@ vg_status decode_onnx(const ocv_state *st, const cv::Mat &out, const cv::Rect &r
                        "[1, 4 + classes, N]");
     int a = out.size[1], b = out.size[2], nc = (int)st->names.size();
     // YOLOv5: [1, N, 5 + C], many rows; YOLOv8: [1, 4 + C, N], no objectness.
-    bool v8 = a == 4 + nc || (b != 5 + nc && a < b);
+    // The YOLOv5 shape wins a tie (a YOLOv5 head whose N happens to be 4 + C).
+    bool v8 = b != 5 + nc && (a == 4 + nc || a < b);
     if ((v8 ? a : b) < (v8 ? 5 : 6))
         return vg_errf(VG_ERR_CONFIG, "ONNX output [1, %d, %d] has no class scores", a, b);
     cv::Mat rows(a, b, CV_32F, const_cast<float *>(out.ptr<float>()));
