@@ -231,6 +231,35 @@ class Stack:
                 pass
 
 
+def run(body, dump=(), cleanup=None):
+    """The life of a test driver: --bin/--src, a Stack, body(stack, args);
+    afterwards every process stopped, on failure the tails of the logs of the
+    processes named in dump, and the closing 'N passed, N failed' line.
+    Returns the exit status."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--src", required=True)
+    args = ap.parse_args()
+    stack = Stack(args.bin)
+    ok = False
+    try:
+        body(stack, args)
+        ok = True
+    finally:
+        stack.stop_all()
+        if cleanup:
+            cleanup()
+        if not ok:
+            for name, p in stack.procs.items():
+                if any(name.startswith(d) for d in dump) and hasattr(p, "text"):
+                    print(f"---- {name} log (tail) ----\n{p.text()[-4000:]}", file=sys.stderr)
+            print(f"logs kept in {stack.dir}", file=sys.stderr)
+        print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
+    return 0 if ok else 1
+
+
 def read_jsonl(path):
     if not os.path.exists(path):
         return []

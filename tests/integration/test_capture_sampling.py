@@ -17,7 +17,6 @@ agree with what arrived. Checks:
 - a looping still clip publishes the scene again after each loop, and the
   skipped frames show in /metrics by reason.
 """
-import argparse
 import json
 import math
 import os
@@ -27,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DEMO_VIDEO, Stack, check, read_jsonl, wait_for  # noqa: E402
+from harness import DEMO_VIDEO, check, read_jsonl, run, wait_for  # noqa: E402
 
 FPS = 5
 STILL_S = 30
@@ -252,36 +251,22 @@ def check_loop_metrics(stack, tail):
           f"loop: only each loop's first frame is published ({len(got)})")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--src", required=True)
-    args = ap.parse_args()
+def body(stack, args):
+    clips = make_clips(stack)
+    stack.write_config(config(stack, clips))
+    stack.start_nats()
+    tail = stack.tail("frames", "frames")
+    status = stack.tail("status", "status")
+    check(True, "nats-server -js up, frames and status tailed")
+    check_still(stack, tail, status)
+    check_vtest(stack, tail)
+    check_flash(stack, tail)
+    check_keyframes(stack, tail, clips)
+    check_loop_metrics(stack, tail)
 
-    stack = Stack(args.bin)
-    ok = False
-    try:
-        clips = make_clips(stack)
-        stack.write_config(config(stack, clips))
-        stack.start_nats()
-        tail = stack.tail("frames", "frames")
-        status = stack.tail("status", "status")
-        check(True, "nats-server -js up, frames and status tailed")
-        check_still(stack, tail, status)
-        check_vtest(stack, tail)
-        check_flash(stack, tail)
-        check_keyframes(stack, tail, clips)
-        check_loop_metrics(stack, tail)
-        ok = True
-    finally:
-        stack.stop_all()
-        if not ok:
-            for name, p in stack.procs.items():
-                if name.startswith("capture") and hasattr(p, "text"):
-                    print(f"---- {name} log (tail) ----\n{p.text()[-3000:]}", file=sys.stderr)
-            print(f"logs kept in {stack.dir}", file=sys.stderr)
-    print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
-    return 0 if ok else 1
+
+def main():
+    return run(body, dump=("capture",))
 
 
 if __name__ == "__main__":

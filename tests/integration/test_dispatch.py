@@ -10,7 +10,6 @@
   dispatch's memory stays flat.
 - Faces out: person boxes become FaceCrops with the configured margin.
 """
-import argparse
 import base64
 import json
 import os
@@ -20,7 +19,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DEMO_VIDEO, Stack, check, free_port, read_jsonl, wait_for  # noqa: E402
+from harness import DEMO_VIDEO, check, read_jsonl, run, wait_for  # noqa: E402
 import pbframe  # noqa: E402
 
 DATA = "/usr/share/doc/opencv-doc/examples/data"
@@ -221,22 +220,16 @@ def faces_out(stack, fake):
     stack.procs.pop("dispatch")
 
 
+def body(stack, args):
+    stack.start_nats()
+    bad_input(stack)
+    fake = FakeDeepstack(stack, args.src)
+    faces_out(stack, fake)
+    latest_wins(stack, fake)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--src", required=True)
-    args = ap.parse_args()
-    stack = Stack(args.bin)
-    try:
-        stack.start_nats()
-        bad_input(stack)
-        fake = FakeDeepstack(stack, args.src)
-        faces_out(stack, fake)
-        latest_wins(stack, fake)
-    finally:
-        stack.stop_all()
-    print("test_dispatch: all checks passed")
-    return 0
+    return run(body, dump=("dispatch", "cap"))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ repeated sightings are suppressed; a SIGKILLed notifier loses nothing and
 sends nothing twice; alerts still flow while Redis is down; malformed
 messages and a missing video are reported, not crashed on.
 """
-import argparse
 import os
 import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DEMO_VIDEO, Stack, Webhook, check, read_jsonl, wait_for  # noqa: E402
+from harness import DEMO_VIDEO, Webhook, check, read_jsonl, run, wait_for  # noqa: E402
 
 SECRET = "it-secret"
 
@@ -150,42 +149,27 @@ def check_deliveries(stack, hook, fail_open_before, suppressed_at_restart):
           "no dead letters")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--src", required=True)
-    args = ap.parse_args()
+def body(stack, args, hook):
+    stack.write_config(config(stack, hook))
+    stack.start_nats()
+    stack.start_redis()
+    stack.tail("alerts", "alerts")
+    for svc in ("notifier", "dedupe", "facematch", "dispatch"):
+        stack.start_service(svc)
+    check(True, "nats-server, redis-server and four services are up and ready")
+    check_bad_input(stack)
+    check_face_path(stack)
+    fo, sup, _ = run_capture_with_faults(stack)
+    check_deliveries(stack, hook, fo, sup)
+    for svc in ("dispatch", "facematch", "dedupe", "notifier"):
+        rc = stack.procs[svc].stop()
+        check(rc == 0, f"{svc} drains and exits 0 on SIGTERM")
 
-    stack = Stack(args.bin)
+
+def main():
     hook = Webhook(SECRET, fail_first=2)  # the first two POSTs fail: retries kick in
-    ok = False
-    try:
-        stack.write_config(config(stack, hook))
-        stack.start_nats()
-        stack.start_redis()
-        stack.tail("alerts", "alerts")
-        for svc in ("notifier", "dedupe", "facematch", "dispatch"):
-            stack.start_service(svc)
-        check(True, "nats-server, redis-server and four services are up and ready")
-        check_bad_input(stack)
-        check_face_path(stack)
-        fo, sup, _ = run_capture_with_faults(stack)
-        check_deliveries(stack, hook, fo, sup)
-        for svc in ("dispatch", "facematch", "dedupe", "notifier"):
-            rc = stack.procs[svc].stop()
-            check(rc == 0, f"{svc} drains and exits 0 on SIGTERM")
-        ok = True
-    finally:
-        stack.stop_all()
-        hook.close()
-        if not ok:
-            for name in ("capture", "notifier", "dedupe", "dispatch"):
-                p = stack.procs.get(name)
-                if p and hasattr(p, "text"):
-                    print(f"---- {name} log (tail) ----\n{p.text()[-4000:]}", file=sys.stderr)
-            print(f"logs kept in {stack.dir}", file=sys.stderr)
-    print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
-    return 0 if ok else 1
+    return run(lambda stack, args: body(stack, args, hook),
+               dump=("capture", "notifier", "dedupe", "dispatch"), cleanup=hook.close)
 
 
 if __name__ == "__main__":
