@@ -160,7 +160,12 @@ detectors:
     check(superseded > analysed, "most frames were superseded (dropped), not queued")
     check(p95 < 1.5, f"p95 detection latency is bounded ({p95 * 1000:.0f} ms < 1500 ms)")
     check(late < early + 0.3, "latency does not grow with run time")
-    check(rss[-1] - rss[2] < 8 * 1024, "dispatch memory stays flat")
+    if "ASAN_OPTIONS" in os.environ:
+        # ASan keeps freed memory in quarantine (256 MiB by default), so RSS
+        # grows by design; LeakSanitizer checks for leaks when dispatch exits.
+        print("skip - flat memory is measured in the normal build, not under ASan")
+    else:
+        check(rss[-1] - rss[2] < 8 * 1024, "dispatch memory stays flat")
     check({m["header"]["camera_id"] for m in msgs} == {f"c{i}" for i in range(4)},
           "every camera is served")
     check(disp.stop() == 0, "dispatch exits 0 on SIGTERM")
