@@ -19,6 +19,8 @@ struct sub {
     natsSubscription *ns;
     vg_bus_handler handler;
     void *ctx;
+    struct vg_counter *dropped;
+    int64_t dropped_seen; /* atomic: drops already added to the counter */
 };
 
 struct vg_bus {
@@ -87,7 +89,13 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
         slow = vg_counter_get("vigil_bus_async_errors_total",
                               "NATS asynchronous errors (slow consumer drops and others)");
     vg_counter_inc(slow);
-    VG_WARN("nats.async_error", NULL, "%s", natsStatus_GetText(err));
+    int64_t dropped = 0;
+    if (sub && err == NATS_SLOW_CONSUMER && natsSubscription_GetDropped(sub, &dropped) == NATS_OK)
+        VG_WARN("nats.slow_consumer", NULL, "%s: messages dropped on %s (%lld so far; "
+                "see vigil_bus_dropped_messages_total)", natsStatus_GetText(err),
+                natsSubscription_GetSubject(sub), (long long)dropped);
+    else
+        VG_WARN("nats.async_error", NULL, "%s", natsStatus_GetText(err));
 }
 
 static vg_status make_options(natsOptions **out, const struct vg_config *cfg, const char *name)
@@ -133,7 +141,9 @@ vg_status vg_bus_connect(struct vg_bus **out, const struct vg_config *cfg, const
         natsStatus s = natsConnection_Connect(&bus->nc, opts);
         if (s == NATS_OK)
             break;
-        st = nats_err(s, cfg->nats_url);
+        char masked[VG_URL_MAX];
+        vg_cfg_mask_url(masked, sizeof(masked), cfg->nats_url);
+        st = nats_err(s, masked);
         if (vg_mono_us() >= deadline)
             goto out;
         vg_sleep_us(250000);
@@ -228,9 +238,28 @@ vg_status vg_bus_publish(struct vg_bus *bus, const char *subject, const Protobuf
     return st;
 }
 
+/* Core NATS drops what a slow subscriber cannot queue; count every dropped
+ * message (the async error fires once per episode, so poll here: a drop
+ * always leaves a full queue behind it, so a delivery follows). */
+static void account_drops(struct sub *s)
+{
+    int64_t now = 0;
+    if (natsSubscription_GetDropped(s->ns, &now) != NATS_OK)
+        return;
+    int64_t seen = __atomic_load_n(&s->dropped_seen, __ATOMIC_RELAXED);
+    while (now > seen) {
+        if (__atomic_compare_exchange_n(&s->dropped_seen, &seen, now, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+            vg_counter_add(s->dropped, (uint64_t)(now - seen));
+            return;
+        }
+    }
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *ns, natsMsg *msg, void *closure)
 {
     struct sub *s = closure;
+    account_drops(s);
     s->handler(s->ctx, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
                (size_t)natsMsg_GetDataLength(msg));
     natsMsg_Destroy(msg);
@@ -244,6 +273,9 @@ vg_status vg_bus_subscribe(struct vg_bus *bus, const char *subject, const char *
     struct sub *s = &bus->subs[bus->n_subs];
     s->handler = handler;
     s->ctx = ctx;
+    s->dropped = vg_counter_get("vigil_bus_dropped_messages_total",
+                                "Messages the NATS client dropped: the subscriber was too slow");
+    s->dropped_seen = 0;
     natsStatus ns = queue
         ? natsConnection_QueueSubscribe(&s->ns, bus->nc, subject, queue, on_msg, s)
         : natsConnection_Subscribe(&s->ns, bus->nc, subject, on_msg, s);
@@ -406,4 +438,11 @@ ProtobufCMessage *vg_bus_decode(struct vg_bus *bus, const ProtobufCMessageDescri
         return NULL;
     }
     return m;
+}
+
+int vg_alerts_dup_window_s(const struct vg_config *cfg)
+{
+    int64_t max_age = (int64_t)cfg->notifier.stream_max_age_h * 3600;
+    int64_t dup = cfg->dedupe.window_s > 600 ? cfg->dedupe.window_s : 600;
+    return (int)(max_age > 0 && dup > max_age ? max_age : dup);
 }

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -929,9 +930,12 @@ vg_status vg_cfg_validate(const struct vg_config *cfg)
     if (vg_log_parse_level(cfg->log_level, &lvl) != 0)
         return vg_errf(VG_ERR_CONFIG, "log_level \"%s\" must be debug, info, warn or error",
                        cfg->log_level);
-    if (strncmp(cfg->nats_url, "nats://", 7) && strncmp(cfg->nats_url, "tls://", 6))
+    if (strncmp(cfg->nats_url, "nats://", 7) && strncmp(cfg->nats_url, "tls://", 6)) {
+        char masked[VG_URL_MAX];
+        vg_cfg_mask_url(masked, sizeof(masked), cfg->nats_url);
         return vg_errf(VG_ERR_CONFIG, "nats_url \"%s\" must start with nats:// or tls://",
-                       cfg->nats_url);
+                       masked);
+    }
     if (strncmp(cfg->redis_url, "redis://", 8))
         return vg_errf(VG_ERR_CONFIG, "redis_url must start with redis://");
     if (!cfg->aws.access_key_id[0] != !cfg->aws.secret_access_key[0])
@@ -1000,19 +1004,68 @@ const struct vg_camera_cfg *vg_cfg_camera(const struct vg_config *cfg, const cha
     return NULL;
 }
 
-void vg_cfg_mask_url(char *out, size_t cap, const char *url)
+/* Does s start a URL ("scheme://")? Splits "nats://a:b@h1,nats://a:b@h2". */
+static int url_starts(const char *s)
 {
-    const char *scheme = strstr(url, "://");
+    while (*s == ' ')
+        s++;
+    if (!isalpha((unsigned char)*s))
+        return 0;
+    while (isalnum((unsigned char)*s) || *s == '+' || *s == '.' || *s == '-')
+        s++;
+    return !strncmp(s, "://", 3);
+}
+
+static void append(char *out, size_t cap, size_t *n, const char *s, size_t len)
+{
+    if (*n + 1 >= cap)
+        return;
+    if (len > cap - 1 - *n)
+        len = cap - 1 - *n;
+    memcpy(out + *n, s, len);
+    *n += len;
+    out[*n] = '\0';
+}
+
+/* One URL of [url, end): "user:pass@" -> "user:***@"; a lone "token@" (NATS
+ * token, Redis password-only) -> "***@". */
+static void mask_one(char *out, size_t cap, size_t *n, const char *url, const char *end)
+{
+    const char *scheme = NULL;
+    for (const char *q = url; q + 3 <= end && !scheme; q++)
+        if (!strncmp(q, "://", 3))
+            scheme = q;
     const char *at = NULL;
     /* The userinfo ends at the last '@' before the path: passwords may hold '@'. */
-    for (const char *q = scheme ? scheme + 3 : ""; *q && *q != '/'; q++)
+    for (const char *q = scheme ? scheme + 3 : end; q < end && *q != '/'; q++)
         if (*q == '@')
             at = q;
     if (!scheme || !at) {
-        snprintf(out, cap, "%s", url);
+        append(out, cap, n, url, (size_t)(end - url));
         return;
     }
     const char *colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
-    const char *user_end = colon ? colon : at;
-    snprintf(out, cap, "%.*s%s***%s", (int)(user_end - url), url, colon ? ":" : "", at);
+    append(out, cap, n, url, (size_t)((colon ? colon + 1 : scheme + 3) - url));
+    append(out, cap, n, "***", 3);
+    append(out, cap, n, at, (size_t)(end - at));
+}
+
+void vg_cfg_mask_url(char *out, size_t cap, const char *url)
+{
+    size_t n = 0;
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (!url)
+        return;
+    const char *seg = url;
+    for (const char *q = url;; q++) {
+        if (*q == '\0' || (*q == ',' && url_starts(q + 1))) {
+            mask_one(out, cap, &n, seg, q);
+            if (*q == '\0')
+                break;
+            append(out, cap, &n, ",", 1);
+            seg = q + 1;
+        }
+    }
 }

@@ -133,7 +133,8 @@ static vg_status setup(struct vg_svc *svc, const struct args *a)
         return st;
     if ((st = vg_bus_connect(&svc->bus, &svc->cfg, vg_producer(), CONNECT_WAIT_MS)) != VG_OK)
         return st;
-    VG_INFO("nats.connected", NULL, "connected to %s", svc->cfg.nats_url);
+    vg_cfg_mask_url(masked, sizeof(masked), svc->cfg.nats_url);
+    VG_INFO("nats.connected", NULL, "connected to %s", masked);
     if (s->flags & VG_SVC_NEEDS_REDIS) {
         if ((st = vg_redis_create(&svc->redis, svc->cfg.redis_url, REDIS_TIMEOUT_MS)) != VG_OK)
             return st;

@@ -19,7 +19,6 @@
 #define RESUBSCRIBE_EVERY 5     /* consecutive fetch failures */
 #define LOG_FETCH_EVERY 30
 #define CONSUMER_CHECK_US (30LL * 1000000)
-#define ALERT_DUPLICATES_S 600
 #define DLQ_MAX_AGE_S (30LL * 86400)
 #define DLQ_DUPLICATES_S 600
 
@@ -131,7 +130,8 @@ static vg_status subscribe(struct ntf *n)
     jsErrCode jerr = 0;
     vg_status st = vg_bus_ensure_stream(n->bus, "alerts",
                                         (int64_t)n->cfg->notifier.stream_max_age_h * 3600,
-                                        ALERT_DUPLICATES_S, n->stream, sizeof(n->stream));
+                                        vg_alerts_dup_window_s(n->cfg), n->stream,
+                                        sizeof(n->stream));
     /* Dead letters wait for a person, so they are stored too: a plain
      * publish with nobody listening would drop the very alerts we gave up on. */
     if (st == VG_OK)

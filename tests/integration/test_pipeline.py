@@ -6,7 +6,9 @@ services on vtest.avi, alerts to a file outbox and a local webhook. Checks
 what a user would notice: alerts arrive in both sinks, exactly once each;
 repeated sightings are suppressed; a SIGKILLed notifier loses nothing and
 sends nothing twice; alerts still flow while Redis is down; malformed
-messages and a missing video are reported, not crashed on.
+messages and a missing video are reported, not crashed on. While Redis is
+down dedupe falls back to windows in its own memory: at most one alert per
+key per window (never one per sighting), marked fail_open.
 """
 import os
 import signal
@@ -17,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import DEMO_VIDEO, Webhook, check, read_jsonl, run, wait_for  # noqa: E402
 
 SECRET = "it-secret"
+WINDOW_S = 2
 
 
 def config(stack, hook):
@@ -35,7 +38,7 @@ dispatch:
   detectors: [motion]     # this test is about delivery: every motion alerts
   snapshot_dir: {stack.path("snapshots")}
 dedupe:
-  window_s: 2
+  window_s: {WINDOW_S}
 notifier:
   ack_wait_s: 3
   sinks:
@@ -94,7 +97,7 @@ def run_capture_with_faults(stack):
     time.sleep(2.5)
     stack.start_service("notifier")
 
-    # Stop Redis for a while: dedupe must fail open, then recover.
+    # Stop Redis for a while: dedupe falls back to local windows, then recovers.
     time.sleep(4)
     fail_open_before = stack.metric("dedupe", "vigil_dedupe_fail_open_total")
     stack.procs["redis"].stop()
@@ -144,6 +147,19 @@ def check_deliveries(stack, hook, fail_open_before, suppressed_at_restart):
     check(fail_open > fail_open_before, f"alerts went through while Redis was down "
           f"({fail_open - fail_open_before:.0f} fail-open)")
     check(any(x["fail_open"] for x in alerts), "fail-open alerts are marked")
+    window_us = WINDOW_S * 1000000
+    per_window = {}
+    for x in alerts:
+        if x["fail_open"]:
+            k = (x["key"], int(x["header"]["capture_ts_us"]) // window_us)
+            per_window[k] = per_window.get(k, 0) + 1
+    check(per_window and max(per_window.values()) == 1,
+          f"while Redis was down: at most one alert per key per window ({per_window})")
+    sightings = stack.metric("dedupe", "vigil_dedupe_sightings_total")
+    redis_calls = stack.metric("dedupe", "vigil_dedupe_redis_window_calls_total")
+    check(0 < redis_calls < sightings,
+          f"suppressed sightings answered from memory ({redis_calls:.0f} Redis calls for "
+          f"{sightings:.0f} sightings)")
     check(suppressed > suppressed_at_restart, "dedupe suppresses again once Redis is back")
     check(stack.metric("notifier", "vigil_notifier_dead_letters_total") == 0,
           "no dead letters")

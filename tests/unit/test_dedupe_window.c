@@ -1,6 +1,6 @@
 /* Dedupe windows against a real redis-server: one alert per key per
  * window, the window does not slide, and Redis going away is reported
- * (the service then fails open) and recovered from. */
+ * (the service then falls back to local windows) and recovered from. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

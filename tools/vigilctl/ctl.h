@@ -19,6 +19,8 @@ int ctl_interrupted(void);
 int ctl_cmd_tail(struct ctl *c, int argc, char **argv);
 int ctl_cmd_pub(struct ctl *c, int argc, char **argv);
 int ctl_cmd_face(struct ctl *c, int argc, char **argv);
+/* Random bytes on a subject: bad-input and log-flood tests. */
+int ctl_cmd_flood(struct ctl *c, int argc, char **argv);
 int ctl_cmd_summary(struct ctl *c, int argc, char **argv);
 /* "aws whoami" and "faces ..." */
 int ctl_cmd_aws(struct ctl *c, int argc, char **argv);

@@ -25,6 +25,9 @@ static void usage(FILE *f)
             "        or with --brief one readable line per alert or delivery\n"
             "  pub SUBJECT [DATA|-]\n"
             "        publish raw bytes (from DATA or stdin) on SUBJECT\n"
+            "  flood SUBJECT [--count N] [--size BYTES] [--rate R] [--remote]\n"
+            "        publish N random payloads of size/2..size bytes (at R per second;\n"
+            "        0: at once) on SUBJECT, to test bad-input handling; loopback only\n"
             "  face CAMERA JPEG\n"
             "        publish JPEG as a FaceCrop of CAMERA (tests face matching)\n"
             "  summary HOST:PORT...\n"
@@ -115,6 +118,8 @@ int main(int argc, char **argv)
         rc = ctl_cmd_tail(c, cargc, cargv);
     else if (!strcmp(cmd, "pub"))
         rc = ctl_cmd_pub(c, cargc, cargv);
+    else if (!strcmp(cmd, "flood"))
+        rc = ctl_cmd_flood(c, cargc, cargv);
     else if (!strcmp(cmd, "face"))
         rc = ctl_cmd_face(c, cargc, cargv);
     else if (!strcmp(cmd, "aws") || !strcmp(cmd, "faces"))
