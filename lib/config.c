@@ -146,6 +146,7 @@ static const struct field facematch_fields[] = {
 
 static const struct field dedupe_fields[] = {
     INT("window_s", struct vg_config, dedupe.window_s, 1, 86400),
+    INT("max_labels_per_detection", struct vg_config, dedupe.max_labels, 1, 1024),
     END,
 };
 
@@ -257,6 +258,7 @@ void vg_cfg_defaults(struct vg_config *cfg)
     cfg->dispatch.max_faces = 4;
     strcpy(cfg->facematch.matcher, "none");
     cfg->dedupe.window_s = 30;
+    cfg->dedupe.max_labels = 32;
     cfg->notifier.ack_wait_s = 30;
     cfg->notifier.max_deliver = 10;
     cfg->notifier.batch = 16;

@@ -148,6 +148,7 @@ struct vg_config {
     } facematch;
     struct {
         int window_s;
+        int max_labels;         /* labels considered per detection; the rest are dropped */
     } dedupe;
     struct {
         int ack_wait_s;

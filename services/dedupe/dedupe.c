@@ -24,9 +24,6 @@
 #include "window.h"
 
 #define PUBLISH_TRIES 4
-/* Labels of one detection considered; the rest are counted and dropped.
- * (dedupe.max_labels_per_detection once the config table has the key.) */
-#define DD_MAX_LABELS_PER_DETECTION 32
 /* Windows remembered per replica (cache and fail-open fallback). */
 #define DD_MAX_LOCAL_WINDOWS 4096
 /* The duplicate window of the alerts stream: at least this long, and at
@@ -309,7 +306,7 @@ static vg_status dd_init(struct vg_svc *svc, void **state)
     d->cfg = vg_svc_config(svc);
     register_metrics(d);
     *state = d;
-    d->max_labels = DD_MAX_LABELS_PER_DETECTION;
+    d->max_labels = d->cfg->dedupe.max_labels;
     d->stream_max_age_s = (int64_t)d->cfg->notifier.stream_max_age_h * 3600;
     d->dup_window_s = vg_alerts_dup_window_s(d->cfg);
     st = dd_windows_create(&d->win, vg_svc_redis(svc), d->cfg->dedupe.window_s * 1000,
