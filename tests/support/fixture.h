@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "redis.h"
 #include "timeutil.h"
 
 /* A port the kernel just had free on 127.0.0.1. */
@@ -60,6 +61,32 @@ static inline void fixture_stop(pid_t pid)
         return;
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
+}
+
+/* A redis-server of the test's own on a free port, and a client connected
+ * to it. */
+struct fixture_redis {
+    int port;
+    pid_t redis;
+    struct vg_redis *r;
+};
+
+static inline int fixture_redis_up(struct fixture_redis *fx)
+{
+    char url[64];
+    fx->port = fixture_free_port();
+    fx->redis = fixture_redis_start(fx->port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", fx->port);
+    if (vg_redis_create(&fx->r, url, 500) != VG_OK || vg_redis_connect(fx->r) != VG_OK)
+        return -1;
+    return 0;
+}
+
+static inline void fixture_redis_down(struct fixture_redis *fx)
+{
+    vg_redis_destroy(fx->r);
+    fx->r = NULL;
+    fixture_stop(fx->redis);
 }
 
 /* A whole file (test images); NULL if it cannot be read or is empty. */

@@ -13,30 +13,16 @@
 #include "fixture.h"
 #include "window.h"
 
-struct fx {
-    int port;
-    pid_t redis;
-    struct vg_redis *r;
-};
-
 static int setup(void **state)
 {
-    static struct fx fx;
-    char url[64];
-    fx.port = fixture_free_port();
-    fx.redis = fixture_redis_start(fx.port);
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", fx.port);
-    if (vg_redis_create(&fx.r, url, 500) != VG_OK || vg_redis_connect(fx.r) != VG_OK)
-        return -1;
+    static struct fixture_redis fx;
     *state = &fx;
-    return 0;
+    return fixture_redis_up(&fx);
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
-    vg_redis_destroy(fx->r);
-    fixture_stop(fx->redis);
+    fixture_redis_down(*state);
     return 0;
 }
 
@@ -63,7 +49,7 @@ static void align(int ms)
 
 static void busy_scene_costs_one_redis_call_per_window(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     struct dd_windows *w = windows(fx->r, 600, 64);
     struct dd_windows_stats ws;
     assert_int_equal(check(w, "l:busy", NULL), DD_ALERT);
@@ -82,7 +68,7 @@ static void busy_scene_costs_one_redis_call_per_window(void **state)
 
 static void window_of_another_replica_is_cached_too(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     struct dd_windows *a = windows(fx->r, 800, 64), *b = windows(fx->r, 800, 64);
     struct dd_windows_stats ws;
     assert_int_equal(check(a, "l:shared", NULL), DD_ALERT);
@@ -101,7 +87,7 @@ static void window_of_another_replica_is_cached_too(void **state)
 
 static void release_lets_next_sighting_alert(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     struct dd_windows *a = windows(fx->r, 5000, 64), *b = windows(fx->r, 5000, 64);
     char id[33], id2[33];
     assert_int_equal(check(a, "l:rel", id), DD_ALERT);
@@ -174,7 +160,7 @@ static void table_is_bounded_and_evicts_expired(void **state)
 
 static void redis_down_falls_back_then_resumes(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     struct dd_windows *w = windows(fx->r, 1000, 64);
     char id[33];
     fixture_stop(fx->redis);

@@ -11,34 +11,20 @@
 #include "fixture.h"
 #include "window.h"
 
-struct fx {
-    int port;
-    pid_t redis;
-    struct vg_redis *r;
-};
-
 static int setup(void **state)
 {
-    static struct fx fx;
-    char url[64];
-    fx.port = fixture_free_port();
-    fx.redis = fixture_redis_start(fx.port);
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", fx.port);
-    if (vg_redis_create(&fx.r, url, 500) != VG_OK || vg_redis_connect(fx.r) != VG_OK)
-        return -1;
+    static struct fixture_redis fx;
     *state = &fx;
-    return 0;
+    return fixture_redis_up(&fx);
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
-    vg_redis_destroy(fx->r);
-    fixture_stop(fx->redis);
+    fixture_redis_down(*state);
     return 0;
 }
 
-static int open_window(struct fx *fx, const char *key, int ms, const char *id)
+static int open_window(struct fixture_redis *fx, const char *key, int ms, const char *id)
 {
     int opened = -1;
     assert_int_equal(dd_window_open(fx->r, key, ms, id, &opened), VG_OK);
@@ -47,7 +33,7 @@ static int open_window(struct fx *fx, const char *key, int ms, const char *id)
 
 static void first_sighting_alerts_then_suppressed(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     assert_int_equal(open_window(fx, "t:cam:person", 2000, "a1"), 1);
     assert_int_equal(open_window(fx, "t:cam:person", 2000, "a2"), 0);
     assert_int_equal(open_window(fx, "t:cam:person", 2000, "a3"), 0);
@@ -58,7 +44,7 @@ static void first_sighting_alerts_then_suppressed(void **state)
 
 static void window_expires_and_does_not_slide(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     assert_int_equal(open_window(fx, "t:slide", 400, "a1"), 1);
     vg_sleep_us(250000);
     assert_int_equal(open_window(fx, "t:slide", 400, "a2"), 0); /* suppressed at 250 ms */
@@ -69,7 +55,7 @@ static void window_expires_and_does_not_slide(void **state)
 
 static void abandon_only_own_window(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     assert_int_equal(open_window(fx, "t:ab", 5000, "mine"), 1);
     assert_int_equal(dd_window_abandon(fx->r, "t:ab", "other"), VG_OK);
     assert_int_equal(open_window(fx, "t:ab", 5000, "x"), 0);
@@ -79,7 +65,7 @@ static void abandon_only_own_window(void **state)
 
 static void redis_down_is_reported_and_recovers(void **state)
 {
-    struct fx *fx = *state;
+    struct fixture_redis *fx = *state;
     int opened = 0;
     fixture_stop(fx->redis);
     vg_status st = dd_window_open(fx->r, "t:down", 1000, "a", &opened);
