@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "opts.h"
 #include "yamltree.h"
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
@@ -271,18 +272,6 @@ void vg_cfg_defaults(struct vg_config *cfg)
 static vg_status bind_map(struct ctx *c, const struct vg_ynode *map, const struct field *fields,
                           void *base, const char *where);
 
-/* "a, b, c" of a NULL-terminated list, for messages. */
-static const char *join_values(const char *const *values)
-{
-    static _Thread_local char buf[256];
-    buf[0] = '\0';
-    for (int i = 0; values[i]; i++) {
-        size_t used = strlen(buf);
-        snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? ", " : "", values[i]);
-    }
-    return buf;
-}
-
 static vg_status bind_scalar(struct ctx *c, const struct field *f, const struct vg_ynode *v,
                              void *base, const char *where)
 {
@@ -315,8 +304,12 @@ static vg_status bind_scalar(struct ctx *c, const struct field *f, const struct 
                 *(int *)dst = i;
                 return VG_OK;
             }
-        return vg_errf(VG_ERR_CONFIG, "%s:%d: %s%s \"%s\" is not one of: %s", c->name,
-                       v->line, where, f->key, s, join_values(f->values));
+        {
+            char known[256];
+            vg_opts_join(f->values, known, sizeof(known));
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: %s%s \"%s\" is not one of: %s", c->name,
+                           v->line, where, f->key, s, known);
+        }
     case F_INT:
     case F_DBL: {
         errno = 0;

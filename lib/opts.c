@@ -29,17 +29,27 @@ static vg_status set_number(const struct vg_opt *o, void *dst, const char *s, co
     return VG_OK;
 }
 
+void vg_opts_join(const char *const *values, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; values[i] && used < cap; i++) {
+        int n = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", values[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
 static vg_status set_enum(const struct vg_opt *o, void *dst, const char *s, const char *where)
 {
-    char known[256] = "";
-    for (int i = 0; o->values[i]; i++) {
+    char known[256];
+    for (int i = 0; o->values[i]; i++)
         if (!strcasecmp(o->values[i], s)) {
             *(int *)dst = i;
             return VG_OK;
         }
-        size_t used = strlen(known);
-        snprintf(known + used, sizeof(known) - used, "%s%s", i ? ", " : "", o->values[i]);
-    }
+    vg_opts_join(o->values, known, sizeof(known));
     return vg_errf(VG_ERR_CONFIG, "%s%s \"%s\" is not one of: %s", where, o->key, s, known);
 }
 

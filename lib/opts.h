@@ -58,6 +58,9 @@ vg_status vg_opts_load(const struct vg_opt *opts, const struct vg_ynode *map, vo
 /* "key=value" of one row into out, "***" for sensitive ones. */
 void vg_opts_format(const struct vg_opt *opt, const void *base, char *out, size_t cap);
 
+/* "a, b, c" of a NULL-terminated list into out (for "not one of" errors). */
+void vg_opts_join(const char *const *values, char *out, size_t cap);
+
 /* Parse one scalar for a row (used by bind and env); where names the place. */
 vg_status vg_opts_set(const struct vg_opt *opt, void *base, const char *text, const char *where);
 

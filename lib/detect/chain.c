@@ -43,6 +43,7 @@ struct vg_detect_engine {
     void *state[MAX_BACKENDS];
     int ready[MAX_BACKENDS];
     struct stage_metrics m[MAX_BACKENDS];
+    struct vg_detect_res cur;       /* a stage's result: per worker, not per frame */
 };
 
 static int backend_index(const struct vg_detector_backend *be)
@@ -433,12 +434,10 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
     const char(*chain)[VG_NAME_MAX];
     int n = vg_cfg_chain(e->s->cfg, cam, &chain);
     struct vg_box regions[VG_DETECT_MAX_REGIONS];
-    struct vg_detect_res *cur = malloc(sizeof(*cur));
+    struct vg_detect_res *cur = &e->cur;
     struct vg_detect_req req = {.img = img, .cam = cam, .motion = motion,
                                 .want_faces = want_faces};
     vg_status st = VG_OK;
-    if (!cur)
-        return VG_ERR_NOMEM;
     memset(out, 0, sizeof(*out));
     for (int i = 0; i < n; i++) {
         int idx = backend_index(vg_detector_find(chain[i]));
@@ -486,7 +485,6 @@ vg_status vg_detect_engine_run(struct vg_detect_engine *e, const struct vg_camer
             req.regions = regions;
         }
     }
-    free(cur);
     if (st == VG_OK)
         out->res.n = vg_watch_apply(cam, out->res.labels, out->res.n);
     return st;
