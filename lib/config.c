@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "opts.h"
+#include "sink/sink.h"
 #include "yamltree.h"
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
@@ -111,17 +112,6 @@ static const struct field watch_fields[] = {
     END,
 };
 
-static const struct field sink_fields[] = {
-    STR("name", struct vg_sink_cfg, name),
-    STR("type", struct vg_sink_cfg, type),
-    STR("path", struct vg_sink_cfg, path),
-    STR("url", struct vg_sink_cfg, url),
-    STR("secret", struct vg_sink_cfg, secret),
-    INT("timeout_ms", struct vg_sink_cfg, timeout_ms, 100, 600000),
-    INT("retries", struct vg_sink_cfg, retries, 0, 100),
-    INT("backoff_ms", struct vg_sink_cfg, backoff_ms, 1, 600000),
-    END,
-};
 
 static const struct field dispatch_fields[] = {
     LIST("detectors", bind_default_chain),
@@ -145,15 +135,23 @@ static const struct field facematch_fields[] = {
     END,
 };
 
+static const struct field dedupe_health_fields[] = {
+    BOOL("enabled", struct vg_config, dedupe.health.enabled),
+    INT("offline_after_s", struct vg_config, dedupe.health.offline_after_s, 1, 86400),
+    INT("online_after_s", struct vg_config, dedupe.health.online_after_s, 1, 86400),
+    END,
+};
+
 static const struct field dedupe_fields[] = {
     INT("window_s", struct vg_config, dedupe.window_s, 1, 86400),
     INT("max_labels_per_detection", struct vg_config, dedupe.max_labels, 1, 1024),
+    MAP("health", dedupe_health_fields),
     END,
 };
 
 static const struct field notifier_fields[] = {
     INT("ack_wait_s", struct vg_config, notifier.ack_wait_s, 1, 3600),
-    INT("max_deliver", struct vg_config, notifier.max_deliver, 1, 1000),
+    INT("max_deliver", struct vg_config, notifier.max_deliver, 0, 100000),
     INT("batch", struct vg_config, notifier.batch, 1, 256),
     INT("idempotency_ttl_s", struct vg_config, notifier.idempotency_ttl_s, 60, 90 * 86400),
     INT("stream_max_age_h", struct vg_config, notifier.stream_max_age_h, 1, 24 * 365),
@@ -224,14 +222,6 @@ static void camera_defaults(struct vg_camera_cfg *cam)
     cam->label_watch_min_conf = 90;
 }
 
-static void sink_defaults(struct vg_sink_cfg *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->timeout_ms = 5000;
-    s->retries = 4;
-    s->backoff_ms = 200;
-}
-
 void vg_cfg_defaults(struct vg_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -260,8 +250,11 @@ void vg_cfg_defaults(struct vg_config *cfg)
     strcpy(cfg->facematch.matcher, "none");
     cfg->dedupe.window_s = 30;
     cfg->dedupe.max_labels = 32;
+    cfg->dedupe.health.enabled = 1;
+    cfg->dedupe.health.offline_after_s = 30;
+    cfg->dedupe.health.online_after_s = 10;
     cfg->notifier.ack_wait_s = 30;
-    cfg->notifier.max_deliver = 10;
+    cfg->notifier.max_deliver = 0;     /* unlimited: redelivered while the stream keeps it */
     cfg->notifier.batch = 16;
     cfg->notifier.idempotency_ttl_s = 7 * 86400;
     cfg->notifier.stream_max_age_h = 24 * 7;
@@ -762,26 +755,6 @@ static vg_status bind_cameras(struct ctx *c, const struct vg_ynode *seq, void *b
     return VG_OK;
 }
 
-static vg_status check_sink(struct ctx *c, const struct vg_sink_cfg *s, int line)
-{
-    if (!s->name[0] || !subject_safe(s->name))
-        return vg_errf(VG_ERR_CONFIG, "%s:%d: sink needs a name without spaces or dots",
-                       c->name, line);
-    if (!strcmp(s->type, "file")) {
-        if (!s->path[0])
-            return vg_errf(VG_ERR_CONFIG, "%s:%d: file sink \"%s\" needs a path", c->name,
-                           line, s->name);
-    } else if (!strcmp(s->type, "webhook")) {
-        if (strncmp(s->url, "http://", 7) && strncmp(s->url, "https://", 8))
-            return vg_errf(VG_ERR_CONFIG, "%s:%d: webhook sink \"%s\" needs an http(s) url",
-                           c->name, line, s->name);
-    } else {
-        return vg_errf(VG_ERR_CONFIG, "%s:%d: sink \"%s\" has unknown type \"%s\" "
-                       "(known: file, webhook)", c->name, line, s->name, s->type);
-    }
-    return VG_OK;
-}
-
 static vg_status bind_sinks(struct ctx *c, const struct vg_ynode *seq, void *base)
 {
     struct vg_config *cfg = base;
@@ -792,10 +765,7 @@ static vg_status bind_sinks(struct ctx *c, const struct vg_ynode *seq, void *bas
     for (size_t i = 0; i < seq->n; i++) {
         struct vg_sink_cfg *s = &cfg->notifier.sinks[i];
         int line = seq->items[i]->line;
-        sink_defaults(s);
-        vg_status st = bind_map(c, seq->items[i], sink_fields, s, "sinks.");
-        if (st == VG_OK)
-            st = check_sink(c, s, line);
+        vg_status st = vg_sink_cfg_bind(s, seq->items[i], c->name);
         if (st != VG_OK)
             return st;
         for (size_t j = 0; j < i; j++)

@@ -80,15 +80,23 @@ struct vg_camera_cfg {
     double label_watch_min_conf;    /* seed 004, percent: for label_watch_list entries */
 };
 
+/* Room for one sink type's own settings (its struct, bound by its option
+ * table; lib/sink/sink.h). Inline so a configuration stays a plain value. */
+#define VG_SINK_SETTINGS_MAX 4096
+
+struct vg_sink_ops;
+
 struct vg_sink_cfg {
     char name[32];
-    char type[16];              /* "file" | "webhook" */
-    char path[VG_URL_MAX];      /* file */
-    char url[VG_URL_MAX];       /* webhook */
-    char secret[256];           /* webhook HMAC-SHA256 key; never logged */
-    int timeout_ms;
-    int retries;
-    int backoff_ms;             /* first retry delay; doubles, with full jitter */
+    char type[16];              /* a registered sink type: "file", "webhook", ... */
+    int line;                   /* where it is configured (0: not from a file) */
+    int timeout_ms;             /* one attempt (0: the type's default) */
+    int retries;                /* quick retries inside one delivery */
+    int backoff_ms;             /* first quick-retry delay; doubles, with full jitter */
+    int redeliver_min_s;        /* then JetStream redelivers after this, doubling, */
+    int redeliver_max_s;        /* up to this (Retry-After may ask for longer) */
+    const struct vg_sink_ops *ops;
+    unsigned char settings[VG_SINK_SETTINGS_MAX] __attribute__((aligned(16)));
 };
 
 #define VG_MAX_RATE_LIMITS 16
@@ -149,6 +157,11 @@ struct vg_config {
     struct {
         int window_s;
         int max_labels;         /* labels considered per detection; the rest are dropped */
+        struct {
+            int enabled;        /* camera_offline / camera_online alerts from CameraStatus */
+            int offline_after_s;/* down (not ONLINE, no frame progress, no status) this long */
+            int online_after_s; /* up this long after an offline alert */
+        } health;
     } dedupe;
     struct {
         int ack_wait_s;

@@ -110,8 +110,9 @@ static const struct vg_opt *find(const struct vg_opt *opts, const char *key)
     return NULL;
 }
 
-vg_status vg_opts_bind(const struct vg_opt *opts, const struct vg_ynode *map, void *base,
-                       const char *file, const char *where)
+vg_status vg_opts_bind_pair(const struct vg_opt *a, void *abase, const struct vg_opt *b,
+                            void *bbase, const struct vg_ynode *map, const char *file,
+                            const char *where)
 {
     char at[160];
     if (!map)
@@ -120,8 +121,11 @@ vg_status vg_opts_bind(const struct vg_opt *opts, const struct vg_ynode *map, vo
         return vg_errf(VG_ERR_CONFIG, "%s:%d: %s must be a mapping of key: value", file,
                        map->line, where);
     for (size_t i = 0; i < map->n; i++) {
-        const struct vg_opt *o = find(opts, map->keys[i]);
+        void *base = abase;
+        const struct vg_opt *o = find(a, map->keys[i]);
         const struct vg_ynode *v = map->items[i];
+        if (!o && (o = find(b, map->keys[i])))
+            base = bbase;
         if (!o)
             return vg_errf(VG_ERR_CONFIG, "%s:%d: unknown key \"%s%s\"", file,
                            map->key_lines[i], where, map->keys[i]);
@@ -138,6 +142,12 @@ vg_status vg_opts_bind(const struct vg_opt *opts, const struct vg_ynode *map, vo
             return st;
     }
     return VG_OK;
+}
+
+vg_status vg_opts_bind(const struct vg_opt *opts, const struct vg_ynode *map, void *base,
+                       const char *file, const char *where)
+{
+    return vg_opts_bind_pair(opts, base, NULL, NULL, map, file, where);
 }
 
 static vg_status read_secret(const char *var, const char *path, char **out)
@@ -162,19 +172,20 @@ static vg_status read_secret(const char *var, const char *path, char **out)
     return VG_OK;
 }
 
-vg_status vg_opts_apply_env(const struct vg_opt *opts, void *base)
+vg_status vg_opts_apply_env_prefixed(const struct vg_opt *opts, void *base, const char *prefix)
 {
-    char file_var[128];
+    char var[160], file_var[176];
     for (const struct vg_opt *o = opts; o && o->key; o++) {
         if (!o->env)
             continue;
-        const char *v = getenv(o->env);
+        snprintf(var, sizeof(var), "%s%s", prefix ? prefix : "", o->env);
+        const char *v = getenv(var);
         if (v) {
             vg_status st = vg_opts_set(o, base, v, "environment ");
             if (st != VG_OK)
-                return vg_errf(st, "%s: %s", o->env, vg_err_detail());
+                return vg_errf(st, "%s: %s", var, vg_err_detail());
         }
-        snprintf(file_var, sizeof(file_var), "%s_FILE", o->env);
+        snprintf(file_var, sizeof(file_var), "%s_FILE", var);
         const char *path = getenv(file_var);
         if (path) {
             char *text = NULL;
@@ -187,6 +198,11 @@ vg_status vg_opts_apply_env(const struct vg_opt *opts, void *base)
         }
     }
     return VG_OK;
+}
+
+vg_status vg_opts_apply_env(const struct vg_opt *opts, void *base)
+{
+    return vg_opts_apply_env_prefixed(opts, base, NULL);
 }
 
 vg_status vg_opts_load(const struct vg_opt *opts, const struct vg_ynode *map, void *base,

@@ -47,6 +47,16 @@ void vg_opts_defaults(const struct vg_opt *opts, void *base);
 vg_status vg_opts_bind(const struct vg_opt *opts, const struct vg_ynode *map, void *base,
                        const char *file, const char *where);
 
+/* As vg_opts_bind for a map whose keys belong to one of two tables (a
+ * seam's common keys and a backend's own): each key goes to its table. */
+vg_status vg_opts_bind_pair(const struct vg_opt *a, void *abase, const struct vg_opt *b,
+                            void *bbase, const struct vg_ynode *map, const char *file,
+                            const char *where);
+
+/* As vg_opts_apply_env with each row's variable name prefixed
+ * ("VIGIL_SINK_HOOK_" + "SECRET"), for backends configured more than once. */
+vg_status vg_opts_apply_env_prefixed(const struct vg_opt *opts, void *base, const char *prefix);
+
 /* Apply the rows' environment variables, then the "<env>_FILE" form (a
  * secret read from a file, trailing newline dropped). */
 vg_status vg_opts_apply_env(const struct vg_opt *opts, void *base);

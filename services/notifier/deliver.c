@@ -1,5 +1,13 @@
-/* One alert: decode, deliver to every sink with retries and idempotency,
- * dead-letter what cannot be delivered, then settle the JetStream message. */
+/* One alert to one sink: decode, claim, attempt (with a few quick retries),
+ * then settle the JetStream message:
+ *   delivered            done mark, ack
+ *   already done         ack (a redelivery after a crash or a lost ack)
+ *   claimed elsewhere    nak with the lease's remaining time
+ *   transient failure    nak with a growing delay (Retry-After honoured), for
+ *                        as long as the stream keeps the alert; near the end
+ *                        of that, or at max_deliver, dead-lettered instead
+ *   permanent failure    dead-lettered, then term
+ *   malformed            dead-lettered once (all sinks share the msg id), term */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,386 +16,286 @@
 #include "bus.h"
 #include "log.h"
 #include "ntf.h"
-#include "redis.h"
 #include "timeutil.h"
 
-#define IDEM_TTL_DEFAULT_S 86400
-#define DLQ_WAIT_MS 5000
-#define NAK_DELAY_MS 5000       /* after NATS trouble, do not spin on the message */
-#define HEADER_VALUE_MAX 400
+#define NAK_TROUBLE_MS 5000     /* after NATS trouble, do not spin on the message */
+#define BACKOFF_CAP_MS 30000
 
-/* Whether a sink is finished with the alert, or it must come back later. */
-enum fate { FATE_DONE, FATE_HANDBACK };
-
-/* The alert being delivered. */
 struct job {
     natsMsg *msg;
+    struct vg_js_meta meta;
     const Vigil__V1__Alert *a;
     const char *camera;
-    const char *raw;            /* the protobuf bytes, for the dead-letter queue */
+    const void *raw;            /* the protobuf bytes, for the dead-letter queue */
     size_t raw_len;
-    char *body;                 /* the alert as JSON */
-    size_t body_len;
 };
-
-/* ---- dead-letter queue ---- */
-
-static void header_value(char *out, size_t cap, const char *s)
-{
-    size_t n = 0;
-    for (; s && *s && n + 1 < cap; s++)
-        out[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? ' ' : *s;
-    out[n] = '\0';
-}
-
-static natsStatus build_dlq_msg(natsMsg **out, const char *subject, const void *data,
-                                size_t len, const char *sink, const char *error)
-{
-    char err[HEADER_VALUE_MAX];
-    natsMsg *m = NULL;
-    header_value(err, sizeof(err), error);
-    natsStatus ns = natsMsg_Create(&m, subject, NULL, data, (int)len);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Vigil-Stage", "notifier");
-    if (ns == NATS_OK && sink && *sink)
-        ns = natsMsgHeader_Set(m, "Vigil-Sink", sink);
-    if (ns == NATS_OK && *err)
-        ns = natsMsgHeader_Set(m, "Vigil-Error", err);
-    if (ns != NATS_OK) {
-        natsMsg_Destroy(m);
-        return ns;
-    }
-    *out = m;
-    return NATS_OK;
-}
-
-/* Dead letters are published to JetStream (stream <PREFIX>_DLQ, ensured at
- * start) and the alert is acked only after the stream stored them. */
-static vg_status dlq_publish(struct ntf *n, const void *data, size_t len, const char *msg_id,
-                             const char *sink, const char *error)
-{
-    natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = DLQ_WAIT_MS;
-    po.MsgId = msg_id;          /* a retried dead letter is stored once */
-
-    natsStatus ns = build_dlq_msg(&m, n->dlq_subject, data, len, sink, error);
-    if (ns == NATS_OK)
-        ns = js_PublishMsg(NULL, vg_bus_js(n->bus), m, &po, &jerr);
-    natsMsg_Destroy(m);
-    if (ns != NATS_OK)
-        return vg_errf(VG_ERR_NATS, "publish %s: %s (jetstream error %d)", n->dlq_subject,
-                       ntf_nats_error(ns), (int)jerr);
-    return VG_OK;
-}
-
-/* ---- settling the message ---- */
-
-/* The server silently drops a message after max_deliver deliveries, so the
- * last delivery must never be handed back. Returns the stream sequence. */
-static int last_delivery(const struct ntf *n, natsMsg *msg, uint64_t *seq)
-{
-    jsMsgMetaData *meta = NULL;
-    int last = 0;
-    *seq = 0;
-    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        *seq = meta->Sequence.Stream;
-        last = n->cfg->notifier.max_deliver > 0 &&
-               meta->NumDelivered >= (uint64_t)n->cfg->notifier.max_deliver;
-    }
-    jsMsgMetaData_Destroy(meta);
-    return last;
-}
-
-void ntf_hand_back(struct ntf *n, natsMsg *msg, const char *camera, const char *alert_id)
-{
-    uint64_t seq = 0;
-    if (last_delivery(n, msg, &seq)) {
-        char id[48];
-        int len = natsMsg_GetDataLength(msg);
-        snprintf(id, sizeof(id), "notifier-last-%llu", (unsigned long long)seq);
-        if (dlq_publish(n, natsMsg_GetData(msg), len > 0 ? (size_t)len : 0, id, "",
-                        "delivery limit reached") == VG_OK) {
-            vg_counter_inc(n->m.dead_letters);
-            VG_ERROR("alert.dead_lettered", camera,
-                     "alert %s (stream seq %llu): last permitted delivery could not finish",
-                     alert_id ? alert_id : "?", (unsigned long long)seq);
-            natsMsg_Term(msg, NULL);
-            return;
-        }
-    }
-    /* Stopping: nak now so another replica takes it at once. NATS trouble:
-     * wait a little, so the message does not spin. */
-    if (vg_svc_stopping(n->svc))
-        natsMsg_Nak(msg, NULL);
-    else
-        natsMsg_NakWithDelay(msg, NAK_DELAY_MS, NULL);
-    if (alert_id)
-        VG_WARN("alert.handed_back", camera, "alert %s will be delivered again later", alert_id);
-}
-
-static void settle(struct ntf *n, const struct job *j, enum fate f)
-{
-    if (f == FATE_HANDBACK) {
-        ntf_hand_back(n, j->msg, j->camera, j->a->alert_id);
-        return;
-    }
-    jsErrCode jerr = 0;
-    natsStatus ns = natsMsg_AckSync(j->msg, NULL, &jerr);
-    if (ns != NATS_OK)
-        VG_WARN("alert.ack_failed", j->camera,
-                "alert %s: ack failed (%s); a redelivery will be skipped as a duplicate",
-                j->a->alert_id, ntf_nats_error(ns));
-}
-
-/* ---- idempotency ---- */
-
-static void idem_key(char *out, size_t cap, const struct ntf *n, const struct job *j,
-                     const struct ntf_sink *s)
-{
-    snprintf(out, cap, "%s:ntf:%s:%s", n->cfg->prefix, j->a->alert_id, s->name);
-}
-
-static void idem_unavailable(struct ntf *n, const struct job *j, const char *what)
-{
-    vg_counter_inc(n->m.idem_unavailable);
-    VG_WARN("idempotency.unavailable", j->camera,
-            "alert %s: %s: %s; delivering without duplicate protection", j->a->alert_id, what,
-            vg_err_detail());
-}
-
-/* 1: delivered before; 0: not yet; -1: unknown because Redis is down. */
-static int already_delivered(struct ntf *n, const struct job *j, const char *key)
-{
-    redisReply *r = NULL;
-    vg_status st = n->redis ? vg_redis_cmd(n->redis, &r, "EXISTS %s", key)
-                            : vg_errf(VG_ERR_UNAVAILABLE, "no redis");
-    if (st != VG_OK) {
-        idem_unavailable(n, j, "idempotency check");
-        return -1;
-    }
-    int seen = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
-    freeReplyObject(r);
-    return seen;
-}
-
-/* known_down: the check before delivery already failed and was reported. */
-static void remember(struct ntf *n, const struct job *j, const char *key, int known_down)
-{
-    redisReply *r = NULL;
-    int ttl = n->cfg->notifier.idempotency_ttl_s;
-    if (ttl <= 0)
-        ttl = IDEM_TTL_DEFAULT_S;
-    vg_status st = n->redis ? vg_redis_cmd(n->redis, &r, "SET %s 1 EX %d", key, ttl)
-                            : vg_errf(VG_ERR_UNAVAILABLE, "no redis");
-    if (st != VG_OK && !known_down)
-        idem_unavailable(n, j, "recording the delivery");
-    freeReplyObject(r);
-}
 
 /* ---- outcomes ---- */
 
-static void publish_delivery(struct ntf *n, const struct job *j, const struct ntf_sink *s,
+static void publish_delivery(struct ntf_worker *w, const struct job *j,
                              Vigil__V1__Delivery__Outcome outcome, unsigned attempts,
-                             const char *error, int64_t latency_us)
+                             const char *error, int64_t latency_us, int64_t retry_in_ms)
 {
     Vigil__V1__Delivery d = VIGIL__V1__DELIVERY__INIT;
     Vigil__V1__Header h = VIGIL__V1__HEADER__INIT;
     char subject[NTF_SUBJECT_MAX];
 
-    vg_header_follow(&h, j->a->header);     /* our producer, now as publish time */
+    vg_header_follow(&h, j->a->header);
     d.header = &h;
     d.alert_id = j->a->alert_id;
-    d.sink = (char *)s->name;
-    d.sink_type = (char *)s->type;
+    d.sink = (char *)w->cfg->name;
+    d.sink_type = (char *)w->cfg->type;
     d.outcome = outcome;
     d.attempts = attempts;
     d.error = (char *)(error ? error : "");
     d.latency_us = latency_us;
-    vg_subject(subject, sizeof(subject), n->cfg->prefix, "deliveries", j->camera);
-    if (vg_bus_publish(n->bus, subject, &d.base) != VG_OK)
+    d.delivery = (uint32_t)j->meta.delivered;
+    d.retry_in_ms = retry_in_ms;
+    vg_subject(subject, sizeof(subject), w->n->cfg->prefix, "deliveries", j->camera);
+    if (vg_bus_publish(w->n->bus, subject, &d.base) != VG_OK)
         VG_WARN("delivery.publish_failed", j->camera, "alert %s sink %s: %s", j->a->alert_id,
-                s->name, vg_err_detail());
+                w->cfg->name, vg_err_detail());
 }
 
-static void delivered(struct ntf *n, const struct job *j, const struct ntf_sink *s,
-                      unsigned attempts)
+static void ack(struct ntf_worker *w, const struct job *j)
+{
+    jsErrCode jerr = 0;
+    natsStatus ns = natsMsg_AckSync(j->msg, NULL, &jerr);
+    if (ns != NATS_OK)
+        VG_WARN("alert.ack_failed", j->camera,
+                "alert %s sink %s: ack failed (%s); a redelivery will be skipped as done",
+                j->a ? j->a->alert_id : "?", w->cfg->name, vg_nats_error(ns));
+}
+
+static void delivered(struct ntf_worker *w, const struct job *j, unsigned attempts)
 {
     int64_t capture = j->a->header->capture_ts_us;
     int64_t latency = capture > 0 ? vg_now_us() - capture : 0;
+    ntf_claim_done(w, j->a->alert_id);
+    ack(w, j);
     if (latency > 0)
-        vg_histogram_observe_us(n->m.latency, latency);
-    vg_counter_inc(n->m.delivered);
-    VG_INFO("alert.delivered", j->camera, "alert %s to %s (%s), attempts %u, %.3f s after capture",
-            j->a->alert_id, s->name, s->type, attempts, (double)latency / 1e6);
-    publish_delivery(n, j, s, VIGIL__V1__DELIVERY__OUTCOME__DELIVERED, attempts, NULL, latency);
+        vg_histogram_observe_us(w->n->latency, latency);
+    vg_counter_inc(w->m.delivered);
+    VG_INFO("alert.delivered", j->camera,
+            "alert %s to %s (%s), delivery %llu, attempts %u, %.3f s after capture",
+            j->a->alert_id, w->cfg->name, w->cfg->type, (unsigned long long)j->meta.delivered,
+            attempts, (double)latency / 1e6);
+    publish_delivery(w, j, VIGIL__V1__DELIVERY__OUTCOME__DELIVERED, attempts, NULL, latency, 0);
 }
 
-static void duplicate(struct ntf *n, const struct job *j, const struct ntf_sink *s)
-{
-    vg_counter_inc(n->m.duplicates);
-    VG_INFO("alert.duplicate", j->camera, "alert %s already delivered to %s; skipped",
-            j->a->alert_id, s->name);
-    publish_delivery(n, j, s, VIGIL__V1__DELIVERY__OUTCOME__DUPLICATE, 0, NULL, 0);
-}
-
-static enum fate dead_letter(struct ntf *n, const struct job *j, const struct ntf_sink *s,
-                             unsigned attempts, const char *error)
+/* A dead letter is acknowledged only once the DLQ stream stored it. */
+static void dead_letter(struct ntf_worker *w, const struct job *j, unsigned attempts,
+                        const char *error)
 {
     char id[VG_ID_MAX + 40];
-    snprintf(id, sizeof(id), "%s:%s", j->a->alert_id, s->name);
-    if (dlq_publish(n, j->raw, j->raw_len, id, s->name, error) != VG_OK) {
-        VG_ERROR("dlq.failed", j->camera, "alert %s sink %s: %s", j->a->alert_id, s->name,
-                 vg_err_detail());
-        return FATE_HANDBACK;
+    snprintf(id, sizeof(id), "%s:%s", j->a->alert_id, w->cfg->name);
+    if (ntf_dlq_publish(w->n, j->raw, j->raw_len, id, w->cfg->name, j->a->alert_id, error) !=
+        VG_OK) {
+        VG_ERROR("dlq.failed", j->camera, "alert %s sink %s: %s; it stays in the stream",
+                 j->a->alert_id, w->cfg->name, vg_err_detail());
+        natsMsg_NakWithDelay(j->msg, NAK_TROUBLE_MS, NULL);
+        return;
     }
-    vg_counter_inc(n->m.dead_letters);
-    VG_ERROR("alert.dead_lettered", j->camera, "alert %s sink %s gave up after %u attempt(s): %s",
-             j->a->alert_id, s->name, attempts, error);
-    publish_delivery(n, j, s, VIGIL__V1__DELIVERY__OUTCOME__DEAD_LETTERED, attempts, error, 0);
-    return FATE_DONE;
+    natsMsg_Term(j->msg, NULL);
+    vg_counter_inc(w->m.dead_letters);
+    VG_ERROR("alert.dead_lettered", j->camera, "alert %s sink %s, delivery %llu: %s",
+             j->a->alert_id, w->cfg->name, (unsigned long long)j->meta.delivered, error);
+    publish_delivery(w, j, VIGIL__V1__DELIVERY__OUTCOME__DEAD_LETTERED, attempts, error, 0, 0);
+}
+
+/* The server would drop the message after this delivery (max_deliver), or
+ * the stream will soon age it out: the last chance to keep it. */
+static const char *last_chance(const struct ntf_worker *w, const struct job *j, int64_t delay_ms)
+{
+    int max = w->n->cfg->notifier.max_deliver;
+    if (max > 0 && j->meta.delivered >= (uint64_t)max)
+        return "delivery limit (notifier.max_deliver) reached";
+    if (w->n->keep_us > 0 && j->meta.stored_us > 0 &&
+        vg_now_us() + delay_ms * 1000 * 2 > j->meta.stored_us + w->n->keep_us)
+        return "the alerts stream is about to age it out (notifier.stream_max_age_h)";
+    return NULL;
+}
+
+static void retry_later(struct ntf_worker *w, const struct job *j, unsigned attempts,
+                        const struct vg_sink_result *r)
+{
+    int64_t delay = vg_sink_redeliver_ms(w->cfg, (unsigned)j->meta.delivered, r->retry_after_ms);
+    const char *why = last_chance(w, j, delay);
+    ntf_claim_release(w, j->a->alert_id);
+    if (why) {
+        char err[VG_SINK_ERROR_MAX + 128];
+        snprintf(err, sizeof(err), "%s; last error: %s", why, r->error);
+        dead_letter(w, j, attempts, err);
+        return;
+    }
+    natsMsg_NakWithDelay(j->msg, delay, NULL);
+    vg_counter_inc(w->m.redelivered);
+    VG_WARN("alert.retry_later", j->camera,
+            "alert %s sink %s, delivery %llu: %s; next delivery in %.1f s%s", j->a->alert_id,
+            w->cfg->name, (unsigned long long)j->meta.delivered, r->error, (double)delay / 1e3,
+            r->retry_after_ms ? " (Retry-After)" : "");
+    publish_delivery(w, j, VIGIL__V1__DELIVERY__OUTCOME__RETRYING, attempts, r->error, 0, delay);
 }
 
 /* ---- attempts ---- */
 
 /* Sleep, keeping the unsettled messages alive; non-zero when stopping. */
-static int pause_ms(struct ntf *n, int64_t ms)
+static int pause_ms(struct ntf_worker *w, int64_t ms)
 {
-    if (vg_svc_stopping(n->svc))
-        return 1;
     while (ms > 0) {
         int slice = ms > 1000 ? 1000 : (int)ms;
-        if (vg_svc_sleep_ms(n->svc, slice))
+        if (vg_svc_sleep_ms(w->n->svc, slice))
             return 1;
         ms -= slice;
-        ntf_keepalive(n);
+        ntf_keepalive(w);
     }
-    return 0;
+    return vg_svc_stopping(w->n->svc);
 }
 
-/* First attempt always; retries while the failure is transient, the sink's
- * retries last and no stop was requested (VG_ERR_STOPPED then). */
-static vg_status attempt(struct ntf *n, struct ntf_sink *s, const struct job *j,
-                         unsigned *attempts, char *err, size_t errcap)
+/* The first attempt, then quick retries of transient failures. Returns 0,
+ * or 1 when a stop cut the retries short (r holds the last failure). */
+static int attempt(struct ntf_worker *w, const struct job *j, const struct vg_sink_alert *v,
+                   struct vg_sink_result *r, unsigned *attempts)
 {
     for (int i = 0;; i++) {
-        ntf_keepalive(n);
-        vg_status st = s->deliver(s, j->body, j->body_len, j->a);
+        ntf_keepalive(w);
+        vg_sink_deliver(w->sink, v, r);
         *attempts = (unsigned)i + 1;
-        if (st == VG_OK)
-            return VG_OK;
-        snprintf(err, errcap, "%s", vg_err_detail());
-        vg_counter_inc(n->m.sink_failures);
+        if (r->verdict == VG_SINK_DELIVERED)
+            return 0;
+        vg_counter_inc(w->m.sink_failures);
         VG_WARN("sink.failed", j->camera, "alert %s sink %s attempt %d of %d: %s",
-                j->a->alert_id, s->name, i + 1, s->retries + 1, err);
-        if (!ntf_sink_retryable(st) || i >= s->retries)
-            return st;
-        if (pause_ms(n, ntf_backoff_delay_ms(&n->backoff, s->backoff_ms, NTF_BACKOFF_CAP_MS, i)))
-            return VG_ERR_STOPPED;
+                j->a->alert_id, w->cfg->name, i + 1, w->cfg->retries + 1, r->error);
+        if (r->verdict != VG_SINK_RETRY || i >= w->cfg->retries || r->retry_after_ms > 0)
+            return 0;
+        if (pause_ms(w, ntf_backoff_delay_ms(&w->backoff, w->cfg->backoff_ms, BACKOFF_CAP_MS, i)))
+            return 1;
     }
 }
 
-static enum fate deliver_to_sink(struct ntf *n, struct ntf_sink *s, const struct job *j)
+static void deliver(struct ntf_worker *w, const struct job *j)
 {
-    char key[NTF_SUBJECT_MAX + 2 * VG_ID_MAX], err[512] = "";
+    struct ntf_rendered rd;
+    struct vg_sink_result r;
     unsigned attempts = 0;
+    int64_t held_ms = 0;
 
-    idem_key(key, sizeof(key), n, j, s);
-    int seen = already_delivered(n, j, key);
-    if (seen == 1) {
-        duplicate(n, j, s);
-        return FATE_DONE;
+    switch (ntf_claim(w, j->a->alert_id, &held_ms)) {
+    case NTF_DONE:
+        ack(w, j);
+        vg_counter_inc(w->m.duplicates);
+        VG_INFO("alert.duplicate", j->camera, "alert %s already delivered to %s; skipped",
+                j->a->alert_id, w->cfg->name);
+        publish_delivery(w, j, VIGIL__V1__DELIVERY__OUTCOME__DUPLICATE, 0, NULL, 0, 0);
+        return;
+    case NTF_HELD:
+        /* Another replica is sending it right now (it outlived its ack
+         * wait): look again when its lease runs out. */
+        natsMsg_NakWithDelay(j->msg, held_ms + 100, NULL);
+        vg_counter_inc(w->m.claimed_elsewhere);
+        VG_INFO("alert.claimed_elsewhere", j->camera,
+                "alert %s sink %s is being sent by another replica; looking again in %.1f s",
+                j->a->alert_id, w->cfg->name, (double)held_ms / 1e3);
+        return;
+    case NTF_CLAIMED:
+    case NTF_UNKNOWN:
+        break;
     }
-    vg_status st = attempt(n, s, j, &attempts, err, sizeof(err));
-    if (st == VG_OK) {
-        remember(n, j, key, seen < 0);
-        delivered(n, j, s, attempts);
-        return FATE_DONE;
+    vg_status st = ntf_render(&rd, j->a, w->sink->ops->caps);
+    if (st != VG_OK) {
+        ntf_claim_release(w, j->a->alert_id);
+        dead_letter(w, j, 0, vg_err_detail());
+        return;
     }
-    if (st == VG_ERR_STOPPED)
-        return FATE_HANDBACK;
-    return dead_letter(n, j, s, attempts, err);
+    rd.view.now_us = vg_now_us();
+    rd.view.delivery = (unsigned)j->meta.delivered;
+    int stopped = attempt(w, j, &rd.view, &r, &attempts);
+    ntf_render_free(&rd);
+    if (r.verdict == VG_SINK_DELIVERED)
+        delivered(w, j, attempts);
+    else if (stopped) {
+        ntf_claim_release(w, j->a->alert_id);
+        natsMsg_Nak(j->msg, NULL);
+    } else if (r.verdict == VG_SINK_RETRY)
+        retry_later(w, j, attempts, &r);
+    else {
+        ntf_claim_release(w, j->a->alert_id);
+        dead_letter(w, j, attempts, r.error);
+    }
 }
 
 /* ---- one message ---- */
 
-static vg_status decode(struct ntf *n, struct job *j, Vigil__V1__Alert **out)
+static vg_status decode(struct ntf_worker *w, struct job *j, Vigil__V1__Alert **out)
 {
     ProtobufCMessage *m = NULL;
     if (j->raw_len == 0)
         return vg_errf(VG_ERR_DECODE, "empty message");
     vg_status st = vg_pb_unpack(&vigil__v1__alert__descriptor, j->raw, j->raw_len,
-                                (size_t)n->cfg->max_payload, &m);
+                                (size_t)w->n->cfg->max_payload, &m);
+    if (st == VG_OK && (st = ntf_alert_check((Vigil__V1__Alert *)m)) != VG_OK)
+        protobuf_c_message_free_unpacked(m, NULL);
     if (st == VG_OK)
-        st = ntf_alert_check((Vigil__V1__Alert *)m);
-    if (st == VG_OK)
-        st = ntf_alert_json((Vigil__V1__Alert *)m, &j->body, &j->body_len);
-    if (st != VG_OK) {
-        if (m)
-            protobuf_c_message_free_unpacked(m, NULL);
-        return st;
-    }
-    *out = (Vigil__V1__Alert *)m;
-    return VG_OK;
+        *out = (Vigil__V1__Alert *)m;
+    return st;
 }
 
-/* Malformed messages can never be delivered: park them in the dead-letter
- * queue and tell the server not to redeliver them. */
-static void reject(struct ntf *n, const struct job *j, const char *why)
+/* Every sink's consumer sees a malformed message; the msg id derived from
+ * its stream sequence stores one dead letter for all of them. */
+static void reject(struct ntf_worker *w, const struct job *j, const char *why)
 {
-    vg_counter_inc(n->m.malformed);
+    char id[48];
+    vg_counter_inc(w->m.malformed);
     VG_WARN("alert.malformed", NULL, "%s: %zu bytes: %s", natsMsg_GetSubject(j->msg), j->raw_len,
             why);
-    if (dlq_publish(n, j->raw, j->raw_len, NULL, "", why) != VG_OK) {
+    snprintf(id, sizeof(id), "malformed-%llu", (unsigned long long)j->meta.stream_seq);
+    if (ntf_dlq_publish(w->n, j->raw, j->raw_len, id, "", "", why) != VG_OK) {
         VG_ERROR("dlq.failed", NULL, "malformed message kept in the stream: %s", vg_err_detail());
-        natsMsg_NakWithDelay(j->msg, NAK_DELAY_MS, NULL);
+        natsMsg_NakWithDelay(j->msg, NAK_TROUBLE_MS, NULL);
         return;
     }
     natsMsg_Term(j->msg, NULL);
 }
 
-void ntf_handle_msg(struct ntf *n, natsMsg *msg)
+/* `vigilctl dlq replay --sink S` republishes with this header: the other
+ * sinks already have the alert. */
+static int replay_for_other_sink(struct ntf_worker *w, natsMsg *msg)
+{
+    const char *only = NULL;
+    return natsMsgHeader_Get(msg, NTF_REPLAY_HEADER, &only) == NATS_OK && only && *only &&
+           strcmp(only, w->cfg->name) != 0;
+}
+
+void ntf_handle_msg(struct ntf_worker *w, natsMsg *msg)
 {
     Vigil__V1__Alert *a = NULL;
     struct job j = {.msg = msg};
     int len = natsMsg_GetDataLength(msg);
     j.raw = natsMsg_GetData(msg);
     j.raw_len = len > 0 ? (size_t)len : 0;
+    if (vg_js_meta(msg, &j.meta) != VG_OK)
+        j.meta.delivered = 1;
 
-    if (decode(n, &j, &a) != VG_OK) {
+    if (replay_for_other_sink(w, msg)) {
+        vg_counter_inc(w->m.skipped_replays);
+        natsMsg_Ack(msg, NULL);
+        return;
+    }
+    if (decode(w, &j, &a) != VG_OK) {
         char why[512];
         snprintf(why, sizeof(why), "%s", vg_err_detail());
-        reject(n, &j, why);
-        goto out;
+        reject(w, &j, why);
+        return;
     }
     j.a = a;
     j.camera = a->header->camera_id;
-    vg_counter_inc(n->m.alerts);
-    enum fate f = FATE_DONE;
-    for (int i = 0; i < n->n_sinks; i++)
-        if (deliver_to_sink(n, n->sinks[i], &j) == FATE_HANDBACK)
-            f = FATE_HANDBACK;
-    settle(n, &j, f);
-out:
-    free(j.body);
-    if (a)
-        protobuf_c_message_free_unpacked(&a->base, NULL);
+    vg_counter_inc(w->m.alerts);
+    deliver(w, &j);
+    protobuf_c_message_free_unpacked(&a->base, NULL);
 }
 
-const char *ntf_nats_error(natsStatus ns)
+void ntf_hand_back_now(struct ntf_worker *w, natsMsg *msg)
 {
-    const char *last = nats_GetLastError(NULL);
-    return last && *last ? last : natsStatus_GetText(ns);
-}
-
-void ntf_keepalive(struct ntf *n)
-{
-    int64_t now = vg_mono_us();
-    if (now - n->touched_us < n->touch_every_us)
-        return;
-    n->touched_us = now;
-    for (int i = 0; i < n->n_unsettled; i++)
-        natsMsg_InProgress(n->unsettled[i], NULL);
+    (void)w;
+    natsMsg_Nak(msg, NULL);
 }

@@ -1,31 +1,65 @@
-/* Internal to the notifier: the state shared by the consumer loop
- * (notifier.c) and the delivery of one alert (deliver.c). */
+/* Internal to the notifier. One worker per sink, each with its own durable
+ * JetStream consumer "notifier-<sink>" on the alerts stream and its own
+ * thread, so a slow or dead sink never delays another:
+ *   notifier.c  the service: streams, sinks, workers, their threads
+ *   worker.c    one sink's loop: fetch, deliver, settle, keep leases alive
+ *   deliver.c   one alert to one sink: claim, attempts, outcome
+ *   claim.c     the Redis lease and done mark (no parallel or repeated sends)
+ *   dlq.c       dead letters, and the server's max-deliveries advisory
+ *   render.c    the alert as sinks receive it */
 #ifndef NTF_NTF_H
 #define NTF_NTF_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
 
 #include "backoff.h"
+#include "bus_consumer.h"
 #include "config.h"
 #include "metrics.h"
-#include "sink.h"
+#include "redis.h"
+#include "sink/sink.h"
 #include "svc.h"
 
-#define NTF_DURABLE "notifier"
-#define NTF_BACKOFF_CAP_MS 30000
 #define NTF_SUBJECT_MAX 160
+#define NTF_LEGACY_DURABLE "notifier"   /* the one consumer of vigil <= 0.6 */
+#define NTF_REPLAY_HEADER "Vigil-Only-Sink"
 
+/* Counters per sink (label sink="<name>"). */
 struct ntf_metrics {
     struct vg_counter *alerts;
     struct vg_counter *delivered;
     struct vg_counter *duplicates;
+    struct vg_counter *redelivered;     /* handed back for a later delivery */
+    struct vg_counter *claimed_elsewhere;
     struct vg_counter *dead_letters;
     struct vg_counter *sink_failures;
     struct vg_counter *malformed;
     struct vg_counter *idem_unavailable;
-    struct vg_histogram *latency;
+    struct vg_counter *skipped_replays; /* a replay meant for another sink */
+};
+
+struct ntf;
+
+struct ntf_worker {
+    struct ntf *n;
+    struct vg_sink *sink;
+    const struct vg_sink_cfg *cfg;
+    struct vg_consumer *consumer;
+    struct ntf_metrics m;
+    struct ntf_backoff backoff;
+    pthread_t thread;
+    int started;
+    char durable[64];                   /* notifier-<sink> */
+    char token[200];                    /* this replica's lease value */
+    /* Fetched messages not settled yet: ntf_keepalive sends InProgress for
+     * them every third of the ack wait so the server does not hand them to
+     * another replica while this one is busy with an earlier one. */
+    natsMsg **unsettled;
+    int n_unsettled;
+    int64_t touched_us;
 };
 
 struct ntf {
@@ -33,41 +67,63 @@ struct ntf {
     const struct vg_config *cfg;
     struct vg_bus *bus;
     struct vg_redis *redis;
-    natsSubscription *sub;
-    int n_sinks;
-    struct ntf_sink *sinks[VG_MAX_SINKS];
-    struct ntf_backoff backoff;
-    struct ntf_metrics m;
+    int n_workers;
+    struct ntf_worker workers[VG_MAX_SINKS];
+    struct vg_histogram *latency;
     int curl_ready;
+    _Atomic int quit;                   /* workers stop (start-up failed, shutting down) */
+    int64_t touch_every_us;
+    int64_t lease_ms;                   /* 2 x ack wait */
+    int64_t keep_us;                    /* how long the stream keeps an alert (0: forever) */
     char subject[NTF_SUBJECT_MAX];      /* <prefix>.alerts.> */
     char dlq_subject[NTF_SUBJECT_MAX];  /* <prefix>.dlq.notifier */
     char stream[64];                    /* <PREFIX>_ALERTS */
     char dlq_stream[64];                /* <PREFIX>_DLQ */
-    /* Fetched messages not settled yet. While one alert retries, the server
-     * must not redeliver these to another replica: ntf_keepalive sends
-     * InProgress for all of them every third of the ack wait. */
-    natsMsg **unsettled;
-    int n_unsettled;
-    int64_t touched_us;
-    int64_t touch_every_us;
 };
 
-/* Deliver one alert message to every sink, then settle it: ack when every
- * sink delivered or dead-lettered, nak when it must be tried again (stop
- * requested mid-retry, NATS trouble), term when it is malformed. */
-void ntf_handle_msg(struct ntf *n, natsMsg *msg);
-
-/* Give a message back for a later delivery (nak), or dead-letter it when this
- * was its last permitted delivery. camera and alert_id may be NULL (not
- * decoded yet); then nothing is logged unless it is dead-lettered. */
-void ntf_hand_back(struct ntf *n, natsMsg *msg, const char *camera, const char *alert_id);
-
-/* The NATS library's detail text for the calling thread's last error, or the
- * text of ns when there is none. */
-const char *ntf_nats_error(natsStatus ns);
-
+/* worker.c */
+vg_status ntf_worker_open(struct ntf *n, struct ntf_worker *w, const struct vg_sink_cfg *cfg);
+vg_status ntf_worker_start(struct ntf_worker *w);
+void ntf_worker_join(struct ntf_worker *w);
+void ntf_worker_close(struct ntf_worker *w);
 /* Reset the server's redelivery timer of the unsettled messages, at most once
  * per touch_every_us. */
-void ntf_keepalive(struct ntf *n);
+void ntf_keepalive(struct ntf_worker *w);
+
+/* deliver.c: deliver one message to the worker's sink and settle it. */
+void ntf_handle_msg(struct ntf_worker *w, natsMsg *msg);
+/* Give a message back at once (stopping, not started). */
+void ntf_hand_back_now(struct ntf_worker *w, natsMsg *msg);
+
+/* claim.c */
+enum ntf_claim {
+    NTF_CLAIMED,            /* ours to send */
+    NTF_DONE,               /* already delivered to this sink */
+    NTF_HELD,               /* another replica is sending it now */
+    NTF_UNKNOWN,            /* Redis unavailable: send without protection */
+};
+enum ntf_claim ntf_claim(struct ntf_worker *w, const char *alert_id, int64_t *held_ms);
+/* After success: the done mark (TTL notifier.idempotency_ttl_s), lease released. */
+vg_status ntf_claim_done(struct ntf_worker *w, const char *alert_id);
+/* After a failure: release our lease so a redelivery need not wait for it. */
+void ntf_claim_release(struct ntf_worker *w, const char *alert_id);
+
+/* dlq.c. The msg id makes every path that dead-letters one alert for one
+ * sink store it once. */
+vg_status ntf_dlq_publish(struct ntf *n, const void *data, size_t len, const char *msg_id,
+                          const char *sink, const char *alert_id, const char *error);
+/* Subscribe to the max-deliveries advisory of a worker's consumer. */
+vg_status ntf_dlq_watch_advisories(struct ntf_worker *w);
+
+/* render.c: the alert as a sink receives it; free with ntf_render_free. */
+struct ntf_rendered {
+    struct vg_sink_alert view;
+    char *json;
+    char *title;
+    char *text;
+    uint8_t *snapshot;
+};
+vg_status ntf_render(struct ntf_rendered *r, const Vigil__V1__Alert *a, unsigned caps);
+void ntf_render_free(struct ntf_rendered *r);
 
 #endif

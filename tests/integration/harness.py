@@ -94,50 +94,111 @@ class Tail:
         return self.p.returncode
 
 
+def peer_gone(conn):
+    """True when the other end of a connection has closed it."""
+    conn.setblocking(False)
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        conn.setblocking(True)
+
+
 class Webhook:
-    """Collects POSTed alerts; answers 500 to the first `fail_first` requests."""
+    """An HTTP receiver for the webhook sink. Verifies X-Vigil-Signature
+    (HMAC-SHA256 of "<X-Vigil-Timestamp>.<body>", timestamp within 5 min).
+    Behaviour is set on the object while it runs: `fail_first` answers 500 to
+    that many requests; `status` (e.g. 400) answers every request with it;
+    `retry_after` adds that header to 429/503 answers; `delay_s` replies that
+    much later. `requests` lists every request (alert id, X-Vigil-Delivery,
+    time); `bodies` only the alerts it answered 2xx to and whose answer
+    reached the sender. `down()` / `up()` stop and restart listening on the
+    same port (connection refused in between)."""
 
     def __init__(self, secret, fail_first=0):
         self.secret = secret.encode()
         self.bodies = []
+        self.requests = []
         self.bad_signatures = 0
         self.fail_left = fail_first
+        self.status = 0
+        self.retry_after = None
+        self.delay_s = 0.0
         self.lock = threading.Lock()
-        hook = self
+        self.port = 0
+        self.server = None
+        self.up()
 
+    def _handler(hook):
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ts = self.headers.get("X-Vigil-Timestamp", "")
                 sig = self.headers.get("X-Vigil-Signature", "")
-                want = "sha256=" + hmac.new(hook.secret, body, hashlib.sha256).hexdigest()
+                want = "sha256=" + hmac.new(hook.secret, ts.encode() + b"." + body,
+                                            hashlib.sha256).hexdigest()
+                fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
+                alert = json.loads(body)
                 with hook.lock:
+                    hook.requests.append((alert["alert_id"],
+                                          self.headers.get("X-Vigil-Delivery", ""), time.time()))
                     if hook.fail_left > 0:
                         hook.fail_left -= 1
                         code = 500
                     else:
-                        code = 200
-                        if not hmac.compare_digest(sig, want):
+                        code = hook.status or 200
+                    delay = hook.delay_s
+                    retry_after = hook.retry_after
+                gone = False
+                if delay:
+                    time.sleep(delay)
+                    gone = peer_gone(self.connection)
+                try:
+                    self.send_response(code)
+                    if retry_after is not None and code in (429, 503):
+                        self.send_header("Retry-After", str(retry_after))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    gone = True
+                # An answer the sender never read (it was killed meanwhile)
+                # is no delivery: the sender cannot know it succeeded.
+                if 200 <= code < 300 and not gone:
+                    with hook.lock:
+                        if not (hmac.compare_digest(sig, want) and fresh):
                             hook.bad_signatures += 1
-                        hook.bodies.append(json.loads(body))
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                        hook.bodies.append(alert)
 
             def log_message(self, *args):
                 pass
+        return Handler
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def up(self):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def down(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
     def ids(self):
         with self.lock:
             return [b["alert_id"] for b in self.bodies]
 
+    def request_ids(self):
+        with self.lock:
+            return [r[0] for r in self.requests]
+
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.down()
 
 
 class Stack:
@@ -210,7 +271,11 @@ class Stack:
             return out
 
     def metric(self, name, key):
-        return self.metrics(name).get(key, 0.0)
+        """A value by its full key; a bare family name sums every label set."""
+        m = self.metrics(name)
+        if "{" in key:
+            return m.get(key, 0.0)
+        return sum(v for k, v in m.items() if k == key or k.startswith(key + "{"))
 
     def vigilctl(self, *args, **kw):
         return subprocess.run([os.path.join(self.bin, "vigilctl"), *args], env=self.env,

@@ -44,7 +44,7 @@ notifier:
   sinks:
     - {{ name: outbox, type: file, path: {stack.path("outbox.jsonl")} }}
     - {{ name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/alerts",
-         secret: {SECRET}, timeout_ms: 2000, retries: 5, backoff_ms: 50 }}
+         secret: {SECRET}, timeout_ms: 1500, retries: 1, backoff_ms: 50, redeliver_min_s: 1 }}
 """
 
 

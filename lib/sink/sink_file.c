@@ -2,7 +2,7 @@
  * single write() on an O_APPEND descriptor and fsync'ed before we report
  * success, so a crash never loses an acknowledged alert and concurrent
  * writers (several replicas on one host) never interleave inside a line. */
-#include "sink.h"
+#include "sink/sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,9 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct file_sink {
-    struct ntf_sink base;       /* first member: the notifier only sees this */
+struct file_settings {
     char path[VG_URL_MAX];
+};
+
+static const struct vg_opt file_opts[] = {
+    VG_OPT_STR_("path", struct file_settings, path, "", "PATH", 0,
+                "the JSON-lines outbox; parent directories are created"),
+    VG_OPT_END,
 };
 
 static vg_status make_parents(const char *path)
@@ -98,49 +103,52 @@ static vg_status append_line(int fd, const char *path, const char *line, size_t 
     return VG_OK;
 }
 
-static vg_status file_deliver(struct ntf_sink *s, const char *body, size_t len,
-                              const Vigil__V1__Alert *a)
+/* A full or failing disk may recover (someone frees space): transient. */
+static void file_deliver(void *state, const struct vg_sink_alert *a, struct vg_sink_result *r)
 {
-    struct file_sink *f = (struct file_sink *)s;
-    vg_status st = VG_ERR_NOMEM;
-    char *line = NULL;
+    const struct file_settings *f = state;
+    char *line = malloc(a->json_len + 1);
     int fd = -1;
+    vg_status st = VG_ERR_NOMEM;
 
-    line = malloc(len + 1);
     if (!line)
         goto out;
-    memcpy(line, body, len);
-    line[len] = '\n';
+    memcpy(line, a->json, a->json_len);
+    line[a->json_len] = '\n';
     /* Opened per alert: alerts are rare, and this follows log rotation and
      * recreates a deleted outbox instead of writing into an unlinked file. */
     st = open_outbox(f->path, &fd);
-    if (st != VG_OK)
-        goto out;
-    st = append_line(fd, f->path, line, len + 1);
-out:
+    if (st == VG_OK)
+        st = append_line(fd, f->path, line, a->json_len + 1);
     if (fd >= 0 && close(fd) != 0 && st == VG_OK)
         st = vg_errf(VG_ERR_IO, "close %s: %s", f->path, strerror(errno));
+out:
     free(line);
-    return st;
+    if (st != VG_OK)
+        vg_sink_fail(r, VG_SINK_RETRY, "%s", st == VG_ERR_NOMEM ? "out of memory" : vg_err_detail());
 }
 
-static void file_destroy(struct ntf_sink *s)
+static vg_status file_check(const void *settings, const char *where)
 {
-    free(s);
-}
-
-vg_status ntf_sink_file_create(struct ntf_sink **out, const struct vg_sink_cfg *cfg)
-{
-    if (cfg->path[0] == '\0')
-        return vg_errf(VG_ERR_CONFIG, "notifier.sinks.%s: file sink needs a path", cfg->name);
-    struct file_sink *f = calloc(1, sizeof(*f));
-    if (!f)
-        return vg_errf(VG_ERR_NOMEM, "file sink %s", cfg->name);
-    ntf_sink_base_init(&f->base, cfg);
-    f->base.timeout_ms = 0;     /* a local append has no network timeout */
-    snprintf(f->path, sizeof(f->path), "%s", cfg->path);
-    f->base.deliver = file_deliver;
-    f->base.destroy = file_destroy;
-    *out = &f->base;
+    const struct file_settings *f = settings;
+    if (!f->path[0])
+        return vg_errf(VG_ERR_CONFIG, "%s: a file sink needs a path", where);
     return VG_OK;
 }
+
+/* The settings live in the configuration, which outlives the sink. */
+static vg_status file_init(void **state, const struct vg_sink_cfg *cfg)
+{
+    *state = (void *)cfg->settings;
+    return VG_OK;
+}
+
+const struct vg_sink_ops vg_sink_file = {
+    .name = "file",
+    .opts = file_opts,
+    .settings_size = sizeof(struct file_settings),
+    .default_timeout_ms = 0,
+    .check = file_check,
+    .init = file_init,
+    .deliver = file_deliver,
+};
