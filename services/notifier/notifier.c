@@ -151,8 +151,10 @@ static vg_status ntf_run(struct vg_svc *svc, void *state)
     struct ntf *n = state;
     while (!vg_svc_sleep_ms(svc, 1000))
         ;
+    /* Unbound before the connection drains: a pull subscription's drain
+     * waits for a status message of its last fetch that nobody reads. */
     for (int i = 0; i < n->n_workers; i++)
-        ntf_worker_join(&n->workers[i]);
+        ntf_worker_unbind(&n->workers[i]);
     VG_INFO("notifier.stopped", NULL, "intake stopped; in-flight alerts settled");
     return VG_OK;
 }

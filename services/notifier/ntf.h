@@ -85,6 +85,8 @@ struct ntf {
 vg_status ntf_worker_open(struct ntf *n, struct ntf_worker *w, const struct vg_sink_cfg *cfg);
 vg_status ntf_worker_start(struct ntf_worker *w);
 void ntf_worker_join(struct ntf_worker *w);
+/* Join, then drop the consumer binding (the durable stays on the server). */
+void ntf_worker_unbind(struct ntf_worker *w);
 void ntf_worker_close(struct ntf_worker *w);
 /* Reset the server's redelivery timer of the unsettled messages, at most once
  * per touch_every_us. */

@@ -132,11 +132,16 @@ void ntf_worker_join(struct ntf_worker *w)
     w->started = 0;
 }
 
-void ntf_worker_close(struct ntf_worker *w)
+void ntf_worker_unbind(struct ntf_worker *w)
 {
     ntf_worker_join(w);
     vg_consumer_close(w->consumer);
-    vg_sink_close(w->sink);
     w->consumer = NULL;
+}
+
+void ntf_worker_close(struct ntf_worker *w)
+{
+    ntf_worker_unbind(w);
+    vg_sink_close(w->sink);
     w->sink = NULL;
 }

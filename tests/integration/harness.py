@@ -229,10 +229,21 @@ class Stack:
         self.procs[name] = Proc(name, argv, env or self.env, self.logs)
         return self.procs[name]
 
-    def start_nats(self):
+    def start_nats(self, monitor=False):
+        """monitor: also serve the monitoring endpoints (self.nats_http)."""
+        extra = []
+        if monitor:
+            self.nats_http = getattr(self, "nats_http", None) or free_port()
+            extra = ["-m", str(self.nats_http)]
         self.start("nats", ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.nats_port),
-                            "-sd", self.path("jetstream")])
+                            "-sd", self.path("jetstream"), *extra])
         wait_for(lambda: port_open(self.nats_port), 10, "nats-server")
+
+    def jsz(self):
+        """JetStream's own view: streams and consumers with their settings."""
+        url = f"http://127.0.0.1:{self.nats_http}/jsz?consumers=true&config=true"
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return json.loads(r.read())
 
     def start_redis(self):
         self.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind",

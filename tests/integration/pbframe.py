@@ -69,3 +69,31 @@ def jpeg_size(data):
             return w, h
         i += 2 + length
     raise ValueError("no SOF marker")
+
+
+def alert(camera, alert_id, label="person", confidence=0.9, key=None, window_s=60):
+    """An Alert as dedupe would publish it on <prefix>.alerts.<camera>."""
+    return (_bytes(1, header(camera)) + _bytes(2, alert_id)
+            + _bytes(3, key or f"vigil:dd:{camera}:label:{label}") + _bytes(4, label)
+            + _float(5, confidence) + _uint(11, window_s))
+
+
+def label(name, confidence):
+    return _bytes(1, name) + _float(2, confidence)
+
+
+def detection(camera, labels, seq=1, capture_ts_us=None):
+    """labels: [(name, confidence), ...]."""
+    out = _bytes(1, header(camera, capture_ts_us)) + _uint(2, seq) + _bytes(3, "test")
+    for name, conf in labels:
+        out += _bytes(4, label(name, conf))
+    return out
+
+
+# CameraStatus.State
+CONNECTING, ONLINE, OFFLINE, RECONNECTING = 1, 2, 3, 4
+
+
+def camera_status(camera, state, frames_read, capture_ts_us=None):
+    return (_bytes(1, header(camera, capture_ts_us)) + _uint(2, state) +
+            _bytes(3, "test://" + camera) + _uint(5, frames_read) + _uint(6, frames_read))

@@ -22,6 +22,8 @@ int ctl_cmd_face(struct ctl *c, int argc, char **argv);
 /* Random bytes on a subject: bad-input and log-flood tests. */
 int ctl_cmd_flood(struct ctl *c, int argc, char **argv);
 int ctl_cmd_summary(struct ctl *c, int argc, char **argv);
+/* "dlq list" and "dlq replay": the notifier's dead letters. */
+int ctl_cmd_dlq(struct ctl *c, int argc, char **argv);
 /* "aws whoami" and "faces ..." */
 int ctl_cmd_aws(struct ctl *c, int argc, char **argv);
 

@@ -32,6 +32,11 @@ static void usage(FILE *f)
             "        publish JPEG as a FaceCrop of CAMERA (tests face matching)\n"
             "  summary HOST:PORT...\n"
             "        scrape the services' /metrics and print counts and stage latencies\n"
+            "  dlq list [--sink S] [--seq N] [--json]\n"
+            "        the notifier's dead letters: sequence, time, sink, camera, alert, error\n"
+            "  dlq replay [--sink S] [--seq N]\n"
+            "        deliver dead letters again (to the sink that gave up only), then\n"
+            "        remove them from the dead-letter queue\n"
             "  cameras\n"
             "        print the configured camera ids, one per line\n"
             "  aws whoami\n"
@@ -124,6 +129,8 @@ int main(int argc, char **argv)
         rc = ctl_cmd_face(c, cargc, cargv);
     else if (!strcmp(cmd, "aws") || !strcmp(cmd, "faces"))
         rc = ctl_cmd_aws(c, cargc, cargv);
+    else if (!strcmp(cmd, "dlq"))
+        rc = ctl_cmd_dlq(c, cargc, cargv);
     else if (!strcmp(cmd, "summary"))
         rc = ctl_cmd_summary(c, cargc, cargv);
     else if (!strcmp(cmd, "cameras")) {
