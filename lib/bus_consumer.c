@@ -21,7 +21,8 @@ struct vg_consumer {
     char stream[64];
     char durable[64];
     char filter[160];
-    char successor_of[64];
+    char start_like[8][64];
+    int n_start_like;
     int ack_wait_s;
     int max_deliver;
     int errors;                     /* consecutive failed fetches */
@@ -53,20 +54,24 @@ static int differs(const jsConsumerConfig *have, const jsConsumerConfig *want)
            !have->FilterSubject || strcmp(have->FilterSubject, want->FilterSubject) != 0;
 }
 
-/* A new consumer that replaces another starts after the other's ack floor. */
-static void start_after_predecessor(struct vg_consumer *c, jsConsumerConfig *cc)
+/* A new consumer starts after the ack floor of the first existing one of
+ * start_like (its predecessor, or a sibling reading the same stream). */
+static void start_like_sibling(struct vg_consumer *c, jsConsumerConfig *cc)
 {
-    jsConsumerInfo *pi = NULL;
-    jsErrCode jerr = 0;
-    if (!c->successor_of[0] ||
-        js_GetConsumerInfo(&pi, vg_bus_js(c->bus), c->stream, c->successor_of, NULL, &jerr) !=
-            NATS_OK)
+    for (int i = 0; i < c->n_start_like; i++) {
+        jsConsumerInfo *pi = NULL;
+        jsErrCode jerr = 0;
+        if (js_GetConsumerInfo(&pi, vg_bus_js(c->bus), c->stream, c->start_like[i], NULL,
+                               &jerr) != NATS_OK)
+            continue;
+        cc->DeliverPolicy = js_DeliverByStartSequence;
+        cc->OptStartSeq = pi->AckFloor.Stream + 1;
+        VG_INFO("bus.consumer_created", NULL, "consumer %s/%s starts at stream seq %llu, "
+                "where %s stands", c->stream, c->durable, (unsigned long long)cc->OptStartSeq,
+                c->start_like[i]);
+        jsConsumerInfo_Destroy(pi);
         return;
-    cc->DeliverPolicy = js_DeliverByStartSequence;
-    cc->OptStartSeq = pi->AckFloor.Stream + 1;
-    VG_INFO("bus.consumer_migrated", NULL, "consumer %s/%s starts at stream seq %llu, after %s",
-            c->stream, c->durable, (unsigned long long)cc->OptStartSeq, c->successor_of);
-    jsConsumerInfo_Destroy(pi);
+    }
 }
 
 static vg_status ensure(struct vg_consumer *c)
@@ -79,7 +84,7 @@ static vg_status ensure(struct vg_consumer *c)
     consumer_config(c, &cc);
     natsStatus ns = js_GetConsumerInfo(&ci, js, c->stream, c->durable, NULL, &jerr);
     if (ns == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr) {
-        start_after_predecessor(c, &cc);
+        start_like_sibling(c, &cc);
         ns = js_AddConsumer(NULL, js, c->stream, &cc, NULL, &jerr);
     } else if (ns == NATS_OK && differs(ci->Config, &cc)) {
         /* Change only what vigil owns; keep what an operator tuned
@@ -147,8 +152,9 @@ vg_status vg_consumer_open(struct vg_consumer **out, struct vg_bus *bus,
     snprintf(c->stream, sizeof(c->stream), "%s", o->stream);
     snprintf(c->durable, sizeof(c->durable), "%s", o->durable);
     snprintf(c->filter, sizeof(c->filter), "%s", o->filter);
-    snprintf(c->successor_of, sizeof(c->successor_of), "%s",
-             o->successor_of ? o->successor_of : "");
+    for (int i = 0; o->start_like && o->start_like[i] && i < 8; i++)
+        snprintf(c->start_like[c->n_start_like++], sizeof(c->start_like[0]), "%s",
+                 o->start_like[i]);
     c->ack_wait_s = o->ack_wait_s > 0 ? o->ack_wait_s : 30;
     c->max_deliver = o->max_deliver;
     c->checked_us = vg_mono_us();

@@ -21,10 +21,11 @@ struct vg_consumer_opts {
     const char *filter;         /* "vigil.alerts.>" */
     int ack_wait_s;
     int max_deliver;            /* 0: unlimited (redelivered while the stream keeps it) */
-    /* When the consumer does not exist yet and this one does, start where it
-     * stands (its ack floor), so replacing a consumer loses and repeats
-     * nothing. NULL: start at the beginning of the stream. */
-    const char *successor_of;
+    /* When the consumer does not exist yet: start where the first of these
+     * that exists stands (its ack floor), so a replacement or an added
+     * reader neither loses nor replays history. NULL-terminated; NULL or
+     * none existing: start at the beginning of the stream. */
+    const char *const *start_like;
 };
 
 struct vg_consumer;

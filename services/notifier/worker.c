@@ -40,15 +40,35 @@ static void make_metrics(struct ntf_metrics *m, const char *s)
                                  "Replayed dead letters meant for another sink");
 }
 
+/* A sink's new consumer starts where the old single consumer stood
+ * (upgrade), else where another sink's stands (a sink added later gets new
+ * alerts, not the stream's whole history). */
+static void siblings(const struct ntf *n, const struct vg_sink_cfg *self, char names[][64],
+                     const char **out)
+{
+    int k = 0;
+    out[k++] = NTF_LEGACY_DURABLE;
+    for (int i = 0; i < n->cfg->notifier.n_sinks && k < 7; i++)
+        if (&n->cfg->notifier.sinks[i] != self) {
+            snprintf(names[k], 64, "notifier-%s", n->cfg->notifier.sinks[i].name);
+            out[k] = names[k];
+            k++;
+        }
+    out[k] = NULL;
+}
+
 vg_status ntf_worker_open(struct ntf *n, struct ntf_worker *w, const struct vg_sink_cfg *cfg)
 {
+    char names[8][64];
+    const char *like[8];
+    siblings(n, cfg, names, like);
     struct vg_consumer_opts o = {
         .stream = n->stream,
         .durable = w->durable,
         .filter = n->subject,
         .ack_wait_s = n->cfg->notifier.ack_wait_s,
         .max_deliver = n->cfg->notifier.max_deliver,
-        .successor_of = NTF_LEGACY_DURABLE,
+        .start_like = like,
     };
     w->n = n;
     w->cfg = cfg;

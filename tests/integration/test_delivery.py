@@ -14,7 +14,10 @@ webhook sink, alerts injected into the alerts stream as dedupe would.
   wait keeps the other from sending the same alert in parallel (the lease);
 - a permanent 400 is dead-lettered, listed by `vigilctl dlq list`, and
   `vigilctl dlq replay --sink hook` delivers it once the receiver is fixed,
-  to that sink only.
+  to that sink only;
+- garbage and hostile-but-valid alerts are counted, dead-lettered once and
+  delivered nowhere;
+- a sink added later receives new alerts, not the stream's history.
 """
 import json
 import os
@@ -226,6 +229,44 @@ def dead_letter_and_replay(stack, hook):
     check(aid not in r.stdout.decode(), "the dead letter is gone after the replay")
 
 
+def malformed_alerts(stack, hook):
+    """Garbage and a hostile-but-valid Alert (an id that would inject a
+    header) on the alerts stream: counted by each sink's consumer,
+    dead-lettered once for all of them, delivered nowhere."""
+    m0 = stack.metric("notifier", "vigil_notifier_malformed_total")
+    n_out, n_hook = len(outbox_ids(stack)), len(hook.requests)
+    for payload in (b"\x00garbage\xff" * 7, pbframe.alert(CAM, "evil\r\nX-Injected: 1")):
+        p = subprocess.run([os.path.join(stack.bin, "vigilctl"), "pub", f"vigil.alerts.{CAM}",
+                            "-"], input=payload, env=stack.env, capture_output=True, timeout=10)
+        check(p.returncode == 0, "vigilctl pub a malformed alert")
+    wait_for(lambda: stack.metric("notifier", "vigil_notifier_malformed_total") >= m0 + 4, 10,
+             "both consumers counting both messages")
+    time.sleep(1)
+    r = stack.vigilctl("dlq", "list", "--json")
+    rows = [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
+    check(sum(1 for x in rows if x["sink"] == "") == 2, "one dead letter per malformed message")
+    check(len(outbox_ids(stack)) == n_out and len(hook.requests) == n_hook,
+          "nothing delivered from them")
+
+
+def sink_added_later(stack, hook):
+    """A sink added to a running installation gets new alerts, not the
+    stream's history."""
+    before = len(outbox_ids(stack))
+    text = config(stack, hook) + (f'    - {{ name: late, type: file, '
+                                  f'path: {stack.path("late.jsonl")} }}\n')
+    stack.write_config(text)
+    stack.procs["notifier"].stop()
+    stack.start_service("notifier")
+    [aid] = publish(stack, 1, "late")
+    wait_for(lambda: read_jsonl(stack.path("late.jsonl")), 10, "the new sink's first alert")
+    time.sleep(1)
+    late = [a["alert_id"] for a in read_jsonl(stack.path("late.jsonl"))]
+    print(f"# the sink added later got {late} ({before} alerts were in the stream before)",
+          flush=True)
+    check(late == [aid], "a sink added later starts with new alerts")
+
+
 def body(stack, args, hook):
     stack.write_config(config(stack, hook))
     stack.start_nats(monitor=True)
@@ -233,7 +274,8 @@ def body(stack, args, hook):
     stack.start_service("notifier")
     consumers_never_drop(stack)
     for step in (hanging_webhook, retry_after, kill_during_slow_reply, two_replicas,
-                 stalled_replica, dead_letter_and_replay, webhook_down_60s):
+                 stalled_replica, malformed_alerts, dead_letter_and_replay, webhook_down_60s,
+                 sink_added_later):
         t0 = time.time()
         step(stack, hook)
         print(f"ok {step.__name__} ({time.time() - t0:.1f}s)", flush=True)

@@ -96,8 +96,19 @@ static int wanted(const struct dlq_args *a, const struct dead_letter *d)
     return (!a->sink || !strcmp(a->sink, d->sink)) && (!a->seq || a->seq == d->seq);
 }
 
+/* Dead letters are untrusted: no control characters reach the terminal. */
+static const char *printable(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 1 < cap; s++)
+        out[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+    out[n] = '\0';
+    return out;
+}
+
 static int print_one(struct ctl *c, natsMsg *m, struct dead_letter *d, void *ctx)
 {
+    char b1[64], b2[128], b3[64], b4[64], b5[512];
     const struct dlq_args *a = ctx;
     char when[32];
     (void)c;
@@ -119,7 +130,9 @@ static int print_one(struct ctl *c, natsMsg *m, struct dead_letter *d, void *ctx
         json_decref(j);
     } else {
         printf("%-6" PRIu64 " %s  %-12s %-12s %-32s %-10s %s\n", d->seq, when,
-               *d->sink ? d->sink : "(malformed)", cam, id, label, d->error);
+               *d->sink ? printable(d->sink, b1, sizeof(b1)) : "(malformed)",
+               printable(cam, b3, sizeof(b3)), printable(id, b2, sizeof(b2)),
+               printable(label, b4, sizeof(b4)), printable(d->error, b5, sizeof(b5)));
     }
     return 0;
 }
