@@ -98,7 +98,8 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
         VG_WARN("nats.async_error", NULL, "%s", natsStatus_GetText(err));
 }
 
-static vg_status make_options(natsOptions **out, const struct vg_config *cfg, const char *name)
+static vg_status make_options(natsOptions **out, const struct vg_config *cfg, const char *name,
+                              unsigned flags)
 {
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
@@ -113,6 +114,9 @@ static vg_status make_options(natsOptions **out, const struct vg_config *cfg, co
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, NULL);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, NULL);
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(o, on_async_error, NULL);
+    /* Without it the library holds buffered writes for up to 1 ms, which
+     * every JetStream request (publish ack, pull fetch) then waits out. */
+    if (s == NATS_OK && (flags & VG_BUS_SEND_ASAP)) s = natsOptions_SetSendAsap(o, true);
     if (s != NATS_OK) {
         natsOptions_Destroy(o);
         return nats_err(s, "nats options");
@@ -124,9 +128,15 @@ static vg_status make_options(natsOptions **out, const struct vg_config *cfg, co
 vg_status vg_bus_connect(struct vg_bus **out, const struct vg_config *cfg, const char *name,
                          int connect_wait_ms)
 {
+    return vg_bus_connect_ex(out, cfg, name, connect_wait_ms, 0);
+}
+
+vg_status vg_bus_connect_ex(struct vg_bus **out, const struct vg_config *cfg, const char *name,
+                            int connect_wait_ms, unsigned flags)
+{
     natsOptions *opts = NULL;
     struct vg_bus *bus = NULL;
-    vg_status st = make_options(&opts, cfg, name);
+    vg_status st = make_options(&opts, cfg, name, flags);
     if (st != VG_OK)
         return st;
     bus = calloc(1, sizeof(*bus));

@@ -22,6 +22,12 @@ typedef void (*vg_bus_handler)(void *ctx, const char *subject, const void *data,
  * Retries the first connect for up to connect_wait_ms, then reconnects forever. */
 vg_status vg_bus_connect(struct vg_bus **out, const struct vg_config *cfg, const char *name,
                          int connect_wait_ms);
+/* As vg_bus_connect; flags VG_BUS_SEND_ASAP: write each message at once
+ * instead of coalescing for up to 1 ms (for request/reply-bound services:
+ * JetStream publishers and pull consumers). */
+#define VG_BUS_SEND_ASAP 0x1u
+vg_status vg_bus_connect_ex(struct vg_bus **out, const struct vg_config *cfg, const char *name,
+                            int connect_wait_ms, unsigned flags);
 /* Drain subscriptions (in-flight handlers finish), flush, close. NULL ok. */
 void vg_bus_destroy(struct vg_bus *bus);
 

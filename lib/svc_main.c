@@ -131,7 +131,9 @@ static vg_status setup(struct vg_svc *svc, const struct args *a)
         return st;
     if (addr && strcmp(addr, "off") && (st = vg_http_start(&svc->http, addr, is_ready, svc)))
         return st;
-    if ((st = vg_bus_connect(&svc->bus, &svc->cfg, vg_producer(), CONNECT_WAIT_MS)) != VG_OK)
+    if ((st = vg_bus_connect_ex(&svc->bus, &svc->cfg, vg_producer(), CONNECT_WAIT_MS,
+                                (s->flags & VG_SVC_NEEDS_JETSTREAM) ? VG_BUS_SEND_ASAP : 0)) !=
+        VG_OK)
         return st;
     vg_cfg_mask_url(masked, sizeof(masked), svc->cfg.nats_url);
     VG_INFO("nats.connected", NULL, "connected to %s", masked);

@@ -52,10 +52,10 @@ enum ntf_claim ntf_claim(struct ntf_worker *w, const char *alert_id, int64_t *he
     char done[KEY_MAX], lease[KEY_MAX];
     redisReply *r = NULL;
     *held_ms = 0;
-    if (!w->n->redis)
+    if (!w->redis)
         return NTF_UNKNOWN;
     keys(w, alert_id, done, lease);
-    vg_status st = vg_redis_cmd(w->n->redis, &r, "EVAL %s 2 %s %s %s %lld", claim_lua, done,
+    vg_status st = vg_redis_cmd(w->redis, &r, "EVAL %s 2 %s %s %s %lld", claim_lua, done,
                                 lease, w->token, (long long)w->n->lease_ms);
     if (st != VG_OK || r->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(r);
@@ -78,10 +78,10 @@ vg_status ntf_claim_done(struct ntf_worker *w, const char *alert_id)
     redisReply *r = NULL;
     int ttl = w->n->cfg->notifier.idempotency_ttl_s > 0 ? w->n->cfg->notifier.idempotency_ttl_s
                                                         : IDEM_TTL_DEFAULT_S;
-    if (!w->n->redis)
+    if (!w->redis)
         return VG_ERR_UNAVAILABLE;
     keys(w, alert_id, done, lease);
-    vg_status st = vg_redis_cmd(w->n->redis, &r, "EVAL %s 2 %s %s %s %d", done_lua, done, lease,
+    vg_status st = vg_redis_cmd(w->redis, &r, "EVAL %s 2 %s %s %s %d", done_lua, done, lease,
                                 w->token, ttl);
     freeReplyObject(r);
     if (st != VG_OK)
@@ -93,9 +93,9 @@ void ntf_claim_release(struct ntf_worker *w, const char *alert_id)
 {
     char done[KEY_MAX], lease[KEY_MAX];
     redisReply *r = NULL;
-    if (!w->n->redis)
+    if (!w->redis)
         return;
     keys(w, alert_id, done, lease);
-    if (vg_redis_cmd(w->n->redis, &r, "EVAL %s 1 %s %s", release_lua, lease, w->token) == VG_OK)
+    if (vg_redis_cmd(w->redis, &r, "EVAL %s 1 %s %s", release_lua, lease, w->token) == VG_OK)
         freeReplyObject(r);
 }

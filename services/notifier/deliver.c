@@ -57,10 +57,11 @@ static void publish_delivery(struct ntf_worker *w, const struct job *j,
                 w->cfg->name, vg_err_detail());
 }
 
+/* A plain ack, not AckSync: one that is lost only brings a redelivery, and
+ * the done mark skips it (AckSync would cost two round trips per alert). */
 static void ack(struct ntf_worker *w, const struct job *j)
 {
-    jsErrCode jerr = 0;
-    natsStatus ns = natsMsg_AckSync(j->msg, NULL, &jerr);
+    natsStatus ns = natsMsg_Ack(j->msg, NULL);
     if (ns != NATS_OK)
         VG_WARN("alert.ack_failed", j->camera,
                 "alert %s sink %s: ack failed (%s); a redelivery will be skipped as done",

@@ -116,7 +116,6 @@ static vg_status ntf_init(struct vg_svc *svc, void **state)
     n->svc = svc;
     n->cfg = vg_svc_config(svc);
     n->bus = vg_svc_bus(svc);
-    n->redis = vg_svc_redis(svc);
     int ack_wait_s = n->cfg->notifier.ack_wait_s > 0 ? n->cfg->notifier.ack_wait_s : 30;
     n->touch_every_us = (int64_t)ack_wait_s * 1000000 / 3;
     n->lease_ms = (int64_t)ack_wait_s * 2000;

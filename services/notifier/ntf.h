@@ -48,6 +48,7 @@ struct ntf_worker {
     struct vg_sink *sink;
     const struct vg_sink_cfg *cfg;
     struct vg_consumer *consumer;
+    struct vg_redis *redis;             /* its own: sinks do not queue on one connection */
     struct ntf_metrics m;
     struct ntf_backoff backoff;
     pthread_t thread;
@@ -66,7 +67,6 @@ struct ntf {
     struct vg_svc *svc;
     const struct vg_config *cfg;
     struct vg_bus *bus;
-    struct vg_redis *redis;
     int n_workers;
     struct ntf_worker workers[VG_MAX_SINKS];
     struct vg_histogram *latency;

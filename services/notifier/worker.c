@@ -10,6 +10,7 @@
 #define FETCH_WAIT_MS 1000
 #define BATCH_DEFAULT 10
 #define BATCH_MAX 256
+#define REDIS_TIMEOUT_MS 1000
 
 static struct vg_counter *counter(const char *sink, const char *name, const char *help)
 {
@@ -77,6 +78,8 @@ vg_status ntf_worker_open(struct ntf *n, struct ntf_worker *w, const struct vg_s
     ntf_backoff_init(&w->backoff, 0);
     make_metrics(&w->m, cfg->name);
     vg_status st = vg_sink_open(&w->sink, cfg);
+    if (st == VG_OK)
+        st = vg_redis_create(&w->redis, n->cfg->redis_url, REDIS_TIMEOUT_MS);
     if (st == VG_OK)
         st = vg_consumer_open(&w->consumer, n->bus, &o);
     if (st == VG_OK)
@@ -163,5 +166,7 @@ void ntf_worker_close(struct ntf_worker *w)
 {
     ntf_worker_unbind(w);
     vg_sink_close(w->sink);
+    vg_redis_destroy(w->redis);
     w->sink = NULL;
+    w->redis = NULL;
 }
