@@ -64,8 +64,14 @@ static void start_like_sibling(struct vg_consumer *c, jsConsumerConfig *cc)
         if (js_GetConsumerInfo(&pi, vg_bus_js(c->bus), c->stream, c->start_like[i], NULL,
                                &jerr) != NATS_OK)
             continue;
+        /* A consumer that has acknowledged nothing yet reports floor 0;
+         * where it was told to start is its floor then. */
+        uint64_t floor = pi->AckFloor.Stream;
+        const jsConsumerConfig *pc = pi->Config;
+        if (pc && pc->DeliverPolicy == js_DeliverByStartSequence && pc->OptStartSeq > floor + 1)
+            floor = pc->OptStartSeq - 1;
         cc->DeliverPolicy = js_DeliverByStartSequence;
-        cc->OptStartSeq = pi->AckFloor.Stream + 1;
+        cc->OptStartSeq = floor + 1;
         VG_INFO("bus.consumer_created", NULL, "consumer %s/%s starts at stream seq %llu, "
                 "where %s stands", c->stream, c->durable, (unsigned long long)cc->OptStartSeq,
                 c->start_like[i]);

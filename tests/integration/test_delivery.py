@@ -3,6 +3,8 @@
 redis-server, vigil-notifier (one or two replicas) with a file sink and a
 webhook sink, alerts injected into the alerts stream as dedupe would.
 
+- upgrading from the single consumer of vigil <= 0.6 loses and repeats
+  nothing;
 - the shipped consumers never drop a message on their own (no max_deliver);
 - a webhook that is down for 60 s receives every alert once when it is back,
   and the file sink is not held up meanwhile;
@@ -29,6 +31,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pbframe  # noqa: E402
+import rawio  # noqa: E402
 from harness import Webhook, check, read_jsonl, run, wait_for  # noqa: E402
 
 CAM = "door"
@@ -76,6 +79,32 @@ def once_each(got, want, what):
     twice = [i for i in want if got.count(i) > 1]
     check(not missing and not twice, f"{what}: every alert exactly once "
           f"(missing {len(missing)}, repeated {len(twice)})")
+
+
+def upgrade_from_one_consumer(stack, hook):
+    """An installation of vigil <= 0.6: the stream holds 5 alerts and its one
+    consumer "notifier" has handled the first 3. The per-sink consumers
+    start after those 3, and the old consumer is removed."""
+    r = rawio.js_api(stack.nats_port, "$JS.API.STREAM.CREATE.VIGIL_ALERTS", json.dumps({
+        "name": "VIGIL_ALERTS", "subjects": ["vigil.alerts.>"], "storage": "file",
+        "duplicate_window": 600 * 10**9}).encode())
+    check("error" not in r, f"an old installation's stream: {r.get('error')}")
+    ids = publish(stack, 5, "old")
+    wait_for(lambda: rawio.stream_count(stack.nats_port) == 5, 5, "5 alerts stored")
+    r = rawio.js_api(stack.nats_port, "$JS.API.CONSUMER.DURABLE.CREATE.VIGIL_ALERTS.notifier",
+                     json.dumps({"stream_name": "VIGIL_ALERTS", "config": {
+                         "durable_name": "notifier", "ack_policy": "explicit",
+                         "deliver_policy": "by_start_sequence", "opt_start_seq": 4,
+                         "filter_subject": "vigil.alerts.>"}}).encode())
+    check("error" not in r, f"the old consumer, 3 alerts acknowledged: {r.get('error')}")
+    stack.start_service("notifier")
+    wait_for(lambda: all(i in hook.ids() for i in ids[3:]) and
+             all(i in outbox_ids(stack) for i in ids[3:]), 10, "the 2 unhandled alerts")
+    time.sleep(1)
+    check(not any(i in hook.request_ids() or i in outbox_ids(stack) for i in ids[:3]),
+          "the 3 handled by the old consumer are not sent again")
+    r = rawio.js_api(stack.nats_port, "$JS.API.CONSUMER.INFO.VIGIL_ALERTS.notifier")
+    check(r.get("error", {}).get("code") == 404, "the old consumer is gone")
 
 
 def consumers_never_drop(stack):
@@ -271,7 +300,7 @@ def body(stack, args, hook):
     stack.write_config(config(stack, hook))
     stack.start_nats(monitor=True)
     stack.start_redis()
-    stack.start_service("notifier")
+    upgrade_from_one_consumer(stack, hook)
     consumers_never_drop(stack)
     for step in (hanging_webhook, retry_after, kill_during_slow_reply, two_replicas,
                  stalled_replica, malformed_alerts, dead_letter_and_replay, webhook_down_60s,
