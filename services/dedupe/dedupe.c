@@ -4,13 +4,21 @@
  * memory (window.h). When Redis is down each replica falls back to windows
  * in its own memory: one alert per key per window per replica, marked
  * fail_open, with an id derived from key and window so replicas' copies
- * collapse in JetStream. Alerts go to JetStream.
+ * collapse in JetStream. Alerts go to JetStream (outbox.h).
  *
- * Between opening a window and storing its alert nothing is lost: the
- * publish is retried with the same msg id (a stream that disappeared is
- * re-created before the next try); when every try failed the window is
- * released (in Redis only if it still holds our alert id) so the next
- * sighting alerts. */
+ * Between opening a window and storing its alert nothing is lost, not even
+ * in a crash: the call that opens the window in Redis also stores the
+ * encoded alert as pending (pending.h); the publish is retried with the
+ * same msg id and clears the record once JetStream stored the alert. A
+ * record left behind (the process died, or JetStream refused every try) is
+ * republished by the recovery sweep that every replica runs, with the same
+ * id, and the window stays: the next sighting is still suppressed. A
+ * fail-open alert has no record: when it cannot be stored its local window
+ * is released so the next sighting alerts.
+ *
+ * Camera health (health.h) rides along: every replica sees every
+ * CameraStatus and alerts camera_offline / camera_online through the same
+ * outbox. */
 #include "dedupe.h"
 
 #include <math.h>
@@ -18,28 +26,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "timeutil.h"
 #include "window.h"
 
-#define PUBLISH_TRIES 4
 /* Windows remembered per replica (cache and fail-open fallback). */
 #define DD_MAX_LOCAL_WINDOWS 4096
-/* The duplicate window of the alerts stream: at least this long, and at
- * least one dedupe window so two replicas' fail-open copies collapse. */
+/* The recovery sweep's period (it also runs once at start). */
+#define SWEEP_EVERY_US (2 * 1000000LL)
 
 struct dd {
     struct vg_svc *svc;
     const struct vg_config *cfg;
     struct dd_windows *win;
+    struct dd_outbox *out;
+    struct dd_health *health;       /* NULL: dedupe.health.enabled is false */
     struct dd_windows_stats seen;   /* totals already added to the counters */
     int max_labels;
-    int64_t stream_max_age_s;
-    int dup_window_s;
     struct vg_counter *sightings, *alerts, *suppressed, *fail_open, *malformed,
         *publish_failed, *unmatched, *released, *labels_dropped, *unknown_camera,
-        *bad_confidence, *stream_recreated;
+        *bad_confidence;
     struct vg_counter *redis_calls, *memory_hits, *local_windows, *table_full;
     struct vg_histogram *latency;
 };
@@ -57,52 +67,22 @@ struct sighting {
     char key[256];
 };
 
-static vg_status ensure_stream(struct dd *d)
+/* The alert a sighting would raise; strings are shared with s. */
+static void fill_alert(struct dd *d, const struct sighting *s, Vigil__V1__Alert *a,
+                       Vigil__V1__Header *hdr, char *alert_id)
 {
-    char stream[64];
-    vg_status st = vg_bus_ensure_stream(vg_svc_bus(d->svc), "alerts", d->stream_max_age_s,
-                                        d->dup_window_s, stream, sizeof(stream));
-    if (st != VG_OK)
-        VG_WARN("bus.stream_failed", NULL, "%s", vg_err_detail());
-    return st;
-}
-
-static vg_status publish_alert(struct dd *d, const struct sighting *s, const char *alert_id,
-                               int fail_open)
-{
-    Vigil__V1__Header hdr = VIGIL__V1__HEADER__INIT;
-    Vigil__V1__Alert a = VIGIL__V1__ALERT__INIT;
-    char subject[256];
-    vg_header_follow(&hdr, s->header);
-    a.header = &hdr;
-    a.alert_id = (char *)alert_id;
-    a.key = (char *)s->key;
-    a.label = (char *)s->label;
-    a.confidence = s->confidence;
-    a.box = s->box;
-    a.person_id = (char *)(s->person_id ? s->person_id : "");
-    a.display_name = (char *)(s->display_name ? s->display_name : "");
-    a.snapshot_url = (char *)(s->snapshot_url ? s->snapshot_url : "");
-    a.window_s = (uint32_t)d->cfg->dedupe.window_s;
-    a.frame_seq = s->frame_seq;
-    a.fail_open = fail_open;
-    vg_subject(subject, sizeof(subject), d->cfg->prefix, "alerts", s->header->camera_id);
-    /* The same msg id on every try: JetStream stores the alert once. Even
-     * while stopping (the drain still delivers detections) each sighting
-     * gets its first try; only the waits between retries are cut short. */
-    vg_status st = VG_ERR_STOPPED;
-    for (int i = 0; i < PUBLISH_TRIES; i++) {
-        if ((st = vg_bus_js_publish(vg_svc_bus(d->svc), subject, &a.base, alert_id)) == VG_OK)
-            return VG_OK;
-        if (i + 1 == PUBLISH_TRIES || vg_svc_stopping(d->svc))
-            break;
-        vg_sleep_us(200000LL << i);
-        /* Connected but refused (no responders, stream gone): re-create the
-         * stream rather than wait for someone else to. */
-        if (vg_bus_connected(vg_svc_bus(d->svc)) && ensure_stream(d) == VG_OK)
-            vg_counter_inc(d->stream_recreated);
-    }
-    return st;
+    vg_header_follow(hdr, s->header);
+    a->header = hdr;
+    a->alert_id = alert_id;
+    a->key = (char *)s->key;
+    a->label = (char *)s->label;
+    a->confidence = s->confidence;
+    a->box = s->box;
+    a->person_id = (char *)(s->person_id ? s->person_id : "");
+    a->display_name = (char *)(s->display_name ? s->display_name : "");
+    a->snapshot_url = (char *)(s->snapshot_url ? s->snapshot_url : "");
+    a->window_s = (uint32_t)d->cfg->dedupe.window_s;
+    a->frame_seq = s->frame_seq;
 }
 
 /* The window module keeps running totals; the counters take the growth. */
@@ -125,37 +105,84 @@ static int64_t window_ts(const Vigil__V1__Header *h)
     return ts > 0 && llabs(ts - now) < 3600LL * 1000000 ? ts : now;
 }
 
+/* Open the window of a sighting no open window is known for. The alert is
+ * encoded first: its pending record goes to Redis in the same call. */
+static vg_status open_window(struct dd *d, const struct sighting *s, Vigil__V1__Alert *a,
+                             enum dd_verdict *v)
+{
+    struct dd_stash stash;
+    vg_status st = dd_outbox_stash(d->out, a, &stash);
+    if (st == VG_OK)
+        *v = dd_windows_open(d->win, s->key, window_ts(s->header), a->alert_id, &stash);
+    dd_stash_cleanup(&stash);
+    return st;
+}
+
+static void published(struct dd *d, const struct sighting *s, const Vigil__V1__Alert *a)
+{
+    vg_counter_inc(d->alerts);
+    vg_histogram_observe_us(d->latency, vg_now_us() - s->header->capture_ts_us);
+    VG_INFO("alert.published", s->header->camera_id, "%s alert %s (%s %.2f)%s", s->key,
+            a->alert_id, s->label, s->confidence, a->fail_open ? " fail-open" : "");
+}
+
+static void not_published(struct dd *d, const struct sighting *s, const Vigil__V1__Alert *a,
+                          enum dd_verdict v)
+{
+    vg_counter_inc(d->publish_failed);
+    if (v == DD_ALERT) {
+        /* The window stays and so does the pending record: the sweep stores
+         * this alert once JetStream takes it, and the window's later
+         * sightings are still suppressed. */
+        VG_ERROR("alert.publish_failed", s->header->camera_id,
+                 "%s: %s; left to the recovery sweep", s->key, vg_err_detail());
+        return;
+    }
+    VG_ERROR("alert.publish_failed", s->header->camera_id, "%s: %s; window released", s->key,
+             vg_err_detail());
+    dd_windows_release(d->win, s->key, a->alert_id, v);
+    vg_counter_inc(d->released);
+}
+
 static void handle_sighting(struct dd *d, struct sighting *s)
 {
+    Vigil__V1__Header hdr = VIGIL__V1__HEADER__INIT;
+    Vigil__V1__Alert a = VIGIL__V1__ALERT__INIT;
     char alert_id[33];
+    enum dd_verdict v = DD_SUPPRESS;
     const char *cam = s->header->camera_id;
 
     vg_counter_inc(d->sightings);
-    enum dd_verdict v = dd_windows_check(d->win, s->key, window_ts(s->header), alert_id);
+    /* The busy scene: a window this replica knows is open costs no Redis
+     * call and no encoding. */
+    if (!dd_windows_known_open(d->win, s->key)) {
+        vg_new_id(alert_id);
+        fill_alert(d, s, &a, &hdr, alert_id);
+        if (open_window(d, s, &a, &v) != VG_OK) {
+            vg_counter_inc(d->publish_failed);
+            VG_ERROR("alert.publish_failed", cam, "%s: %s", s->key, vg_err_detail());
+            return;
+        }
+    }
     update_window_metrics(d);
     if (v == DD_SUPPRESS) {
         vg_counter_inc(d->suppressed);
         VG_DEBUG("alert.suppressed", cam, "%s inside its window", s->key);
         return;
     }
-    int fail_open = v == DD_ALERT_FAIL_OPEN;
-    if (fail_open) {
+    a.fail_open = v == DD_ALERT_FAIL_OPEN;
+    if (a.fail_open) {
         vg_counter_inc(d->fail_open);
         VG_WARN("dedupe.fail_open", cam, "redis unavailable: %s alerts from a local window",
                 s->key);
+    } else {
+        /* Test hook: a crash between the window and the publish. */
+        vg_fault_point("dedupe.after_window");
     }
-    if (publish_alert(d, s, alert_id, fail_open) != VG_OK) {
-        vg_counter_inc(d->publish_failed);
-        VG_ERROR("alert.publish_failed", cam, "%s: %s; window released", s->key,
-                 vg_err_detail());
-        dd_windows_release(d->win, s->key, alert_id, v);
-        vg_counter_inc(d->released);
-        return;
-    }
-    vg_counter_inc(d->alerts);
-    vg_histogram_observe_us(d->latency, vg_now_us() - s->header->capture_ts_us);
-    VG_INFO("alert.published", cam, "%s alert %s (%s %.2f)%s", s->key, alert_id, s->label,
-            s->confidence, fail_open ? " fail-open" : "");
+    if (dd_outbox_publish(d->out, &a, v == DD_ALERT) == VG_OK)
+        published(d, s, &a);
+    else
+        not_published(d, s, &a, v);
 }
 
 static int confidence_ok(struct dd *d, float c, const char *cam, const char *what)
@@ -281,8 +308,6 @@ static void register_metrics(struct dd *d)
                                        "Messages dropped: camera not in the configuration");
     d->bad_confidence = vg_counter_get("vigil_dedupe_bad_confidence_total",
                                        "Labels and matches dropped: confidence outside 0..1");
-    d->stream_recreated = vg_counter_get("vigil_dedupe_stream_ensured_total",
-                                         "Alerts stream re-created or checked after a refusal");
     d->redis_calls = vg_counter_get("vigil_dedupe_redis_window_calls_total",
                                     "Window opens asked of Redis");
     d->memory_hits = vg_counter_get("vigil_dedupe_memory_hits_total",
@@ -295,9 +320,31 @@ static void register_metrics(struct dd *d)
                                   "Frame capture to alert stored in JetStream");
 }
 
-static vg_status dd_init(struct vg_svc *svc, void **state)
+/* Every replica sees every status (no queue group): health needs the
+ * whole story of each camera; Redis picks who alerts. */
+static void on_status(void *ctx, const char *subject, const void *data, size_t len)
+{
+    struct dd *d = ctx;
+    Vigil__V1__CameraStatus *cs = (Vigil__V1__CameraStatus *)vg_bus_decode(
+        vg_svc_bus(d->svc), &vigil__v1__camera_status__descriptor, subject, data, len,
+        d->malformed);
+    if (!cs)
+        return;
+    if (camera_known(d, cs->header->camera_id, subject))
+        dd_health_on_status(d->health, cs, vg_mono_us());
+    protobuf_c_message_free_unpacked(&cs->base, NULL);
+}
+
+static vg_status subscribe(struct dd *d, const char *kind, const char *queue,
+                           vg_bus_handler handler)
 {
     char subject[128];
+    vg_subject(subject, sizeof(subject), d->cfg->prefix, kind, "*");
+    return vg_bus_subscribe(vg_svc_bus(d->svc), subject, queue, handler, d);
+}
+
+static vg_status dd_init(struct vg_svc *svc, void **state)
+{
     vg_status st;
     struct dd *d = calloc(1, sizeof(*d));
     if (!d)
@@ -307,26 +354,49 @@ static vg_status dd_init(struct vg_svc *svc, void **state)
     register_metrics(d);
     *state = d;
     d->max_labels = d->cfg->dedupe.max_labels;
-    d->stream_max_age_s = (int64_t)d->cfg->notifier.stream_max_age_h * 3600;
-    d->dup_window_s = vg_alerts_dup_window_s(d->cfg);
     st = dd_windows_create(&d->win, vg_svc_redis(svc), d->cfg->dedupe.window_s * 1000,
                            DD_MAX_LOCAL_WINDOWS);
-    if (st != VG_OK)
-        return st;
-    if ((st = ensure_stream(d)) != VG_OK)
-        return st;
-    vg_subject(subject, sizeof(subject), d->cfg->prefix, "detections", "*");
-    if ((st = vg_bus_subscribe(vg_svc_bus(svc), subject, "dedupe", on_detection, d)) != VG_OK)
-        return st;
-    vg_subject(subject, sizeof(subject), d->cfg->prefix, "identities", "*");
-    return vg_bus_subscribe(vg_svc_bus(svc), subject, "dedupe", on_identity, d);
+    if (st == VG_OK)
+        st = dd_outbox_create(&d->out, svc);
+    if (st == VG_OK)
+        st = dd_outbox_ensure_stream(d->out);
+    if (st == VG_OK && d->cfg->dedupe.health.enabled)
+        st = dd_health_create(&d->health, d->cfg, vg_svc_redis(svc), d->out);
+    if (st == VG_OK)
+        st = subscribe(d, "detections", "dedupe", on_detection);
+    if (st == VG_OK)
+        st = subscribe(d, "identities", "dedupe", on_identity);
+    if (st == VG_OK && d->health)
+        st = subscribe(d, "status", NULL, on_status);
+    return st;
+}
+
+/* The service's clock: the recovery sweep at start and every 2 s, camera
+ * health every second. Detections and identities are handled on the NATS
+ * threads meanwhile. */
+static vg_status dd_run(struct vg_svc *svc, void *state)
+{
+    struct dd *d = state;
+    int64_t next_sweep = 0;
+    do {
+        if (vg_mono_us() >= next_sweep) {
+            dd_outbox_sweep(d->out);
+            next_sweep = vg_mono_us() + SWEEP_EVERY_US;
+        }
+        if (d->health)
+            dd_health_tick(d->health, vg_mono_us());
+    } while (!vg_svc_sleep_ms(svc, 1000));
+    return VG_OK;
 }
 
 static void dd_fini(struct vg_svc *svc, void *state)
 {
     struct dd *d = state;
-    if (d)
-        dd_windows_destroy(d->win);
+    if (!d)
+        return;
+    dd_health_destroy(d->health);
+    dd_outbox_destroy(d->out);
+    dd_windows_destroy(d->win);
     free(d);
 }
 
@@ -335,5 +405,6 @@ const struct vg_service dedupe_service = {
     .flags = VG_SVC_NEEDS_REDIS | VG_SVC_NEEDS_JETSTREAM,
     .default_http_addr = "127.0.0.1:9104",
     .init = dd_init,
+    .run = dd_run,
     .fini = dd_fini,
 };

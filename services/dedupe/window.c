@@ -29,15 +29,34 @@ vg_status dd_window_open(struct vg_redis *r, const char *key, int window_ms,
 vg_status dd_window_open_ttl(struct vg_redis *r, const char *key, int window_ms,
                              const char *alert_id, int *opened, int64_t *ttl_ms)
 {
+    return dd_window_open_stash(r, key, window_ms, alert_id, NULL, opened, ttl_ms);
+}
+
+vg_status dd_window_open_stash(struct vg_redis *r, const char *key, int window_ms,
+                               const char *alert_id, const struct dd_stash *stash,
+                               int *opened, int64_t *ttl_ms)
+{
     /* SET NX and, when the window was already open, its remaining time:
      * one round trip, so a suppressed sighting can be cached too. */
     static const char script[] =
         "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
         "return {1, tonumber(ARGV[2])} end "
         "return {0, redis.call('PTTL', KEYS[1])}";
+    /* The same, and the alert's pending record with the window: a crash
+     * after this call leaves the alert to the recovery sweep. */
+    static const char stash_script[] = DD_PENDING_LUA
+        "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+        "stash(KEYS[2], KEYS[3], ARGV[1], ARGV[3], ARGV[4], ARGV[5]) "
+        "return {1, tonumber(ARGV[2])} end "
+        "return {0, redis.call('PTTL', KEYS[1])}";
     redisReply *reply = NULL;
-    vg_status st = vg_redis_cmd(r, &reply, "EVAL %s 1 %s %s %d", script, key, alert_id,
-                                window_ms);
+    vg_status st;
+    if (stash)
+        st = vg_redis_cmd(r, &reply, "EVAL %s 3 %s %s %s %s %d %b %lld %d", stash_script, key,
+                          stash->key, stash->set, alert_id, window_ms, (const void *)stash->data,
+                          stash->len, (long long)stash->ttl_ms, DD_PENDING_GRACE_MS);
+    else
+        st = vg_redis_cmd(r, &reply, "EVAL %s 1 %s %s %d", script, key, alert_id, window_ms);
     if (st != VG_OK)
         return st;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -201,27 +220,40 @@ void dd_windows_destroy(struct dd_windows *w)
     free(w);
 }
 
-enum dd_verdict dd_windows_check(struct dd_windows *w, const char *key, int64_t ts_us,
-                                 char alert_id[33])
+int dd_windows_known_open(struct dd_windows *w, const char *key)
 {
     int64_t now = vg_mono_us();
     pthread_mutex_lock(&w->lock);
     int open = is_open(w, key, now);
     if (open)
         w->stats.cache_hits++;
-    else if (w->r)
-        w->stats.redis_calls++;
     pthread_mutex_unlock(&w->lock);
-    if (open)
-        return DD_SUPPRESS;
+    return open;
+}
 
+enum dd_verdict dd_windows_check(struct dd_windows *w, const char *key, int64_t ts_us,
+                                 char alert_id[33])
+{
+    if (dd_windows_known_open(w, key))
+        return DD_SUPPRESS;
+    vg_new_id(alert_id);
+    return dd_windows_open(w, key, ts_us, alert_id, NULL);
+}
+
+enum dd_verdict dd_windows_open(struct dd_windows *w, const char *key, int64_t ts_us,
+                                char alert_id[33], const struct dd_stash *stash)
+{
+    int64_t now = vg_mono_us();
+    int open;
     if (w->r) {
         int opened = 0;
         int64_t ttl_ms = 0;
-        vg_new_id(alert_id);
         int64_t window_ms = w->window_us / 1000;
-        if (dd_window_open_ttl(w->r, key, (int)window_ms, alert_id, &opened, &ttl_ms) ==
-            VG_OK) {
+        pthread_mutex_lock(&w->lock);
+        w->stats.redis_calls++;
+        pthread_mutex_unlock(&w->lock);
+        if (dd_window_open_stash(w->r, key, (int)window_ms, alert_id, stash, &opened,
+                                 &ttl_ms) == VG_OK) {
             if (ttl_ms > window_ms)
                 ttl_ms = window_ms;
             pthread_mutex_lock(&w->lock);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pending.h"
 #include "redis.h"
 
 /* Try to open the window for key, owned by alert_id (SET NX PX, atomic
@@ -29,6 +30,12 @@ vg_status dd_window_open(struct vg_redis *r, const char *key, int window_ms,
  * <= 0 when unknown). */
 vg_status dd_window_open_ttl(struct vg_redis *r, const char *key, int window_ms,
                              const char *alert_id, int *opened, int64_t *ttl_ms);
+
+/* As dd_window_open_ttl; when stash is not NULL and the window opened, the
+ * alert's pending record (pending.h) is written in the same atomic call. */
+vg_status dd_window_open_stash(struct vg_redis *r, const char *key, int window_ms,
+                               const char *alert_id, const struct dd_stash *stash,
+                               int *opened, int64_t *ttl_ms);
 
 /* Close a window this alert opened (its alert could not be published), so
  * the next sighting alerts. Leaves a window opened by another alert alone. */
@@ -60,9 +67,21 @@ void dd_windows_destroy(struct dd_windows *w);
 
 /* Decide one sighting of key at ts_us (wall clock, µs; the fail-open window
  * is floor(ts_us / window)). On DD_ALERT / DD_ALERT_FAIL_OPEN alert_id holds
- * the id to publish with. Thread-safe. */
+ * the id to publish with. Thread-safe. The same as dd_windows_known_open,
+ * then a new id and dd_windows_open without a stash. */
 enum dd_verdict dd_windows_check(struct dd_windows *w, const char *key, int64_t ts_us,
                                  char alert_id[33]);
+
+/* The cheap half of a decision: 1 when key is inside a window this replica
+ * knows is open (counted as a memory hit). No Redis call. Thread-safe. */
+int dd_windows_known_open(struct dd_windows *w, const char *key);
+
+/* The other half: open key's window for alert_id (chosen by the caller, so
+ * the alert can be encoded first). With Redis, stash (may be NULL) is
+ * written in the same atomic call when the window opens. Without Redis, a
+ * local window, and alert_id is replaced by the derived fail-open id. */
+enum dd_verdict dd_windows_open(struct dd_windows *w, const char *key, int64_t ts_us,
+                                char alert_id[33], const struct dd_stash *stash);
 
 /* The alert could not be published: forget the window so the next sighting
  * alerts again (in Redis only if it still holds alert_id). */
