@@ -196,6 +196,7 @@ static const struct field top_fields[] = {
     MAP("faces", faces_fields),
     MAP("dispatch", dispatch_fields),
     ANYMAP("detectors"),
+    ANYMAP("matchers"),
     MAP("facematch", facematch_fields),
     MAP("dedupe", dedupe_fields),
     MAP("notifier", notifier_fields),
