@@ -71,7 +71,7 @@ static void store_snapshot(struct disp_worker *w, const Vigil__V1__Frame *f,
 
 static void publish_detection(struct disp_worker *w, const Vigil__V1__Frame *f,
                               const struct vg_camera_cfg *cam, const struct vg_chain_out *out,
-                              const char *url)
+                              const char *url, uint32_t faces)
 {
     struct disp *d = w->d;
     size_t n = out->res.n;
@@ -113,6 +113,7 @@ static void publish_detection(struct disp_worker *w, const Vigil__V1__Frame *f,
     det.gated = out->gated;
     det.degraded = out->degraded;
     det.reused = out->reused;
+    det.faces = faces;
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "detections", cam->id);
     if (vg_bus_publish(vg_svc_bus(d->svc), subject, &det.base) != VG_OK) {
         vg_counter_inc(d->publish_failed);
@@ -198,9 +199,11 @@ void disp_analyse(struct disp_worker *w, const struct disp_frame *fr)
     }
     if (out->res.n > 0)
         store_snapshot(w, f, &img, out, url, sizeof(url));
-    publish_detection(w, f, cam, out, url);
-    if (d->faces_on && img.rgb)
-        disp_publish_faces(w, f, &img, out, url);
+    /* Faces first: the Detection says how many crops of this frame (same
+     * trace id) went to facematch, so dedupe knows whether to wait for
+     * their identities before alerting the person. */
+    uint32_t faces = d->faces_on && img.rgb ? disp_publish_faces(w, f, &img, out, url) : 0;
+    publish_detection(w, f, cam, out, url, faces);
     vg_histogram_observe_us(d->analyse_time, vg_now_us() - t0);
 out:
     free(out);

@@ -43,10 +43,11 @@ struct disp {
 /* Analyse one frame taken from the slots (frees nothing: the caller does). */
 void disp_analyse(struct disp_worker *w, const struct disp_frame *fr);
 
-/* Publish FaceCrops for the person labels of one analysed frame. */
+/* Publish FaceCrops for the person labels of one analysed frame; returns
+ * how many were published. */
 struct vg_chain_out;
-void disp_publish_faces(struct disp_worker *w, const Vigil__V1__Frame *f,
-                        const struct vg_image *img, const struct vg_chain_out *out,
-                        const char *snapshot_url);
+uint32_t disp_publish_faces(struct disp_worker *w, const Vigil__V1__Frame *f,
+                            const struct vg_image *img, const struct vg_chain_out *out,
+                            const char *snapshot_url);
 
 #endif

@@ -29,11 +29,13 @@ static int inside_any(const struct vg_box *face, const struct vg_box *boxes, siz
     return 0;
 }
 
-static void publish_one(struct disp_worker *w, const Vigil__V1__Frame *f,
-                        const struct vg_image *img, const struct vg_face_box *fb, uint32_t index,
-                        const char *snapshot_url)
+/* 1 when the crop was published. */
+static int publish_one(struct disp_worker *w, const Vigil__V1__Frame *f,
+                       const struct vg_image *img, const struct vg_face_box *fb, uint32_t index,
+                       const char *snapshot_url)
 {
     struct disp *d = w->d;
+    int ok = 0;
     const char *cam = f->header->camera_id;
     uint8_t *crop = NULL, *jpeg = NULL;
     size_t len = 0;
@@ -66,14 +68,16 @@ static void publish_one(struct disp_worker *w, const Vigil__V1__Frame *f,
         goto out;
     }
     vg_counter_inc(d->faces_published);
+    ok = 1;
 out:
     free(crop);
     free(jpeg);
+    return ok;
 }
 
-void disp_publish_faces(struct disp_worker *w, const Vigil__V1__Frame *f,
-                        const struct vg_image *img, const struct vg_chain_out *out,
-                        const char *snapshot_url)
+uint32_t disp_publish_faces(struct disp_worker *w, const Vigil__V1__Frame *f,
+                            const struct vg_image *img, const struct vg_chain_out *out,
+                            const char *snapshot_url)
 {
     struct vg_box people[VG_DETECT_MAX_LABELS];
     struct vg_face_box found[VG_DETECT_MAX_FACES];
@@ -81,17 +85,19 @@ void disp_publish_faces(struct disp_worker *w, const Vigil__V1__Frame *f,
     size_t n_people = person_boxes(out, people, VG_DETECT_MAX_LABELS), n = 0;
     size_t max = (size_t)w->d->cfg->dispatch.max_faces;
     if (n_people == 0 || max == 0)
-        return;
+        return 0;
     if (out->res.n_faces > 0) {
         faces = out->res.faces;     /* the backend found them itself */
         n = out->res.n_faces;
     } else if (!out->faces_searched && w->faces && vg_face_finder_run(w->faces, img, people, n_people, found,
                                               VG_DETECT_MAX_FACES, &n) != VG_OK) {
         VG_WARN("face.find_failed", f->header->camera_id, "%s", vg_err_detail());
-        return;
+        return 0;
     }
     uint32_t index = 0;
     for (size_t i = 0; i < n && index < max; i++)
-        if (inside_any(&faces[i].box, people, n_people))
-            publish_one(w, f, img, &faces[i], index++, snapshot_url);
+        if (inside_any(&faces[i].box, people, n_people) &&
+            publish_one(w, f, img, &faces[i], index, snapshot_url))
+            index++;
+    return index;
 }
