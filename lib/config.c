@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "opts.h"
+#include "face/matcher.h"
 #include "sink/sink.h"
 #include "yamltree.h"
 
@@ -130,8 +131,14 @@ static const struct field dispatch_fields[] = {
     END,
 };
 
+static const char *const profile_stores[] = {"redis", "dynamodb", NULL};
+
 static const struct field facematch_fields[] = {
     STR("matcher", struct vg_config, facematch.matcher),
+    ENUM("profiles", struct vg_config, facematch.profiles, profile_stores),
+    INT("min_face_px", struct vg_config, facematch.min_face_px, 0, 4096),
+    DBL("min_sharpness", struct vg_config, facematch.min_sharpness, 0, 100000),
+    DBL("min_confidence", struct vg_config, facematch.min_confidence, 0, 1),
     END,
 };
 
@@ -145,6 +152,9 @@ static const struct field dedupe_health_fields[] = {
 static const struct field dedupe_fields[] = {
     INT("window_s", struct vg_config, dedupe.window_s, 1, 86400),
     INT("max_labels_per_detection", struct vg_config, dedupe.max_labels, 1, 1024),
+    INT("person_window_s", struct vg_config, dedupe.person_window_s, 1, 86400),
+    BOOL("unknown_faces", struct vg_config, dedupe.unknown_faces),
+    INT("identity_wait_ms", struct vg_config, dedupe.identity_wait_ms, 0, 10000),
     MAP("health", dedupe_health_fields),
     END,
 };
@@ -249,8 +259,14 @@ void vg_cfg_defaults(struct vg_config *cfg)
     cfg->dispatch.face_margin_px = 25;
     cfg->dispatch.max_faces = 4;
     strcpy(cfg->facematch.matcher, "none");
+    cfg->facematch.profiles = VG_PROFILES_REDIS;
+    cfg->facematch.min_face_px = 40;
+    cfg->facematch.min_sharpness = 15;
+    cfg->facematch.min_confidence = 0.5;
     cfg->dedupe.window_s = 30;
     cfg->dedupe.max_labels = 32;
+    cfg->dedupe.person_window_s = 3600;
+    cfg->dedupe.identity_wait_ms = 1500;
     cfg->dedupe.health.enabled = 1;
     cfg->dedupe.health.offline_after_s = 30;
     cfg->dedupe.health.online_after_s = 10;
@@ -906,9 +922,12 @@ vg_status vg_cfg_validate(const struct vg_config *cfg)
         return vg_errf(VG_ERR_CONFIG, "redis_url must start with redis://");
     if (!cfg->aws.access_key_id[0] != !cfg->aws.secret_access_key[0])
         return vg_errf(VG_ERR_CONFIG, "aws.access_key_id and aws.secret_access_key go together");
-    if (strcmp(cfg->facematch.matcher, "none"))
-        return vg_errf(VG_ERR_CONFIG, "facematch.matcher \"%s\" is not known (known: none)",
-                       cfg->facematch.matcher);
+    if (!vg_face_matcher_find(cfg->facematch.matcher)) {
+        char known[256];
+        vg_face_matcher_names(known, sizeof(known));
+        return vg_errf(VG_ERR_CONFIG, "facematch.matcher \"%s\" is not known (known: %s)",
+                       cfg->facematch.matcher, known);
+    }
     return VG_OK;
 }
 

@@ -152,11 +152,19 @@ struct vg_config {
         int max_faces;          /* face crops per frame */
     } dispatch;
     struct {
-        char matcher[32];       /* "none" */
+        char matcher[32];       /* a registered face matcher; "none" */
+        int profiles;           /* enum vg_profile_store */
+        /* Quality gates before a paid matcher (remote APIs). */
+        int min_face_px;        /* crops narrower or lower than this are skipped */
+        double min_sharpness;   /* variance of the Laplacian of the grey crop */
+        double min_confidence;  /* the face detector's confidence of the crop */
     } facematch;
     struct {
         int window_s;
         int max_labels;         /* labels considered per detection; the rest are dropped */
+        int person_window_s;    /* one alert per camera + known person (or unknown) */
+        int unknown_faces;      /* unmatched faces alert as camera + "unknown" */
+        int identity_wait_ms;   /* a person label with faces waits this long for them */
         struct {
             int enabled;        /* camera_offline / camera_online alerts from CameraStatus */
             int offline_after_s;/* down (not ONLINE, no frame progress, no status) this long */
@@ -175,6 +183,7 @@ struct vg_config {
 };
 
 enum vg_faces_mode { VG_FACES_AUTO, VG_FACES_ON, VG_FACES_OFF };
+enum vg_profile_store { VG_PROFILES_REDIS, VG_PROFILES_DYNAMODB };
 
 /* Fill cfg with built-in defaults. */
 void vg_cfg_defaults(struct vg_config *cfg);

@@ -154,7 +154,10 @@ int vg_redis_connected(struct vg_redis *r)
     return ok;
 }
 
-vg_status vg_redis_cmd(struct vg_redis *r, redisReply **out, const char *fmt, ...)
+/* One command with the connection locked: connect if due, send, classify.
+ * send() issues it on the context (redisvCommand or redisCommandArgv). */
+static vg_status run_locked(struct vg_redis *r, redisReply **out,
+                            redisReply *(*send)(redisContext *c, void *arg), void *arg)
 {
     vg_status st = VG_OK;
     redisReply *reply = NULL;
@@ -167,10 +170,7 @@ vg_status vg_redis_cmd(struct vg_redis *r, redisReply **out, const char *fmt, ..
         if ((st = connect_locked(r)) != VG_OK)
             goto out;
     }
-    va_list ap;
-    va_start(ap, fmt);
-    reply = redisvCommand(r->ctx, fmt, ap);
-    va_end(ap);
+    reply = send(r->ctx, arg);
     if (!reply) {
         st = vg_errf(VG_ERR_UNAVAILABLE, "redis %s:%d: %s", r->host, r->port, r->ctx->errstr);
         VG_WARN("redis.disconnected", NULL, "%s", vg_err_detail());
@@ -188,4 +188,42 @@ vg_status vg_redis_cmd(struct vg_redis *r, redisReply **out, const char *fmt, ..
 out:
     pthread_mutex_unlock(&r->lock);
     return st;
+}
+
+struct fmt_args {
+    const char *fmt;
+    va_list *ap;
+};
+
+static redisReply *send_fmt(redisContext *c, void *arg)
+{
+    struct fmt_args *a = arg;
+    return redisvCommand(c, a->fmt, *a->ap);
+}
+
+vg_status vg_redis_cmd(struct vg_redis *r, redisReply **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct fmt_args a = {fmt, &ap};
+    vg_status st = run_locked(r, out, send_fmt, &a);
+    va_end(ap);
+    return st;
+}
+
+struct argv_args {
+    int argc;
+    const char **argv;
+};
+
+static redisReply *send_argv(redisContext *c, void *arg)
+{
+    struct argv_args *a = arg;
+    return redisCommandArgv(c, a->argc, a->argv, NULL);
+}
+
+vg_status vg_redis_cmdv(struct vg_redis *r, redisReply **out, int argc, const char **argv)
+{
+    struct argv_args a = {argc, argv};
+    return run_locked(r, out, send_argv, &a);
 }

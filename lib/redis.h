@@ -22,5 +22,7 @@ int vg_redis_connected(struct vg_redis *r);
  * VG_ERR_UNAVAILABLE. On VG_OK *out is a reply to free with freeReplyObject;
  * a Redis error reply becomes VG_ERR_REDIS with its text in the detail. */
 vg_status vg_redis_cmd(struct vg_redis *r, redisReply **out, const char *fmt, ...);
+/* The same with the arguments as strings (a variable number of them). */
+vg_status vg_redis_cmdv(struct vg_redis *r, redisReply **out, int argc, const char **argv);
 
 #endif

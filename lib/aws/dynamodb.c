@@ -169,6 +169,20 @@ vg_status vg_ddb_get_item(struct vg_aws *aws, const char *table, const json_t *k
     return VG_OK;
 }
 
+vg_status vg_ddb_delete_item(struct vg_aws *aws, const char *table, const json_t *key)
+{
+    json_t *answer = NULL;
+    vg_status st = check_table(table);
+    if (st != VG_OK)
+        return st;
+    if (!json_is_object(key))
+        return vg_errf(VG_ERR_INVALID, "dynamodb.DeleteItem: key is not an object");
+    json_t *body = json_pack("{s:s, s:O}", "TableName", table, "Key", (json_t *)key);
+    st = ddb_call(aws, "DeleteItem", body, &answer);
+    json_decref(answer);
+    return st;
+}
+
 /* ---- query --------------------------------------------------------------- */
 
 static json_t *query_body(const struct vg_ddb_query *q)

@@ -43,6 +43,9 @@ vg_status vg_ddb_put_item(struct vg_aws *aws, const char *table, const json_t *i
 vg_status vg_ddb_get_item(struct vg_aws *aws, const char *table, const json_t *key,
                           int consistent, json_t **item);
 
+/* DeleteItem by its full key; deleting an item that is not there is no error. */
+vg_status vg_ddb_delete_item(struct vg_aws *aws, const char *table, const json_t *key);
+
 /* Items of one partition key, newest (largest sort key) first:
  *   KeyConditionExpression "#pk = :pk AND #sk >= :since", ScanIndexForward false. */
 struct vg_ddb_query {

@@ -24,6 +24,12 @@ int ctl_cmd_flood(struct ctl *c, int argc, char **argv);
 int ctl_cmd_summary(struct ctl *c, int argc, char **argv);
 /* "dlq list" and "dlq replay": the notifier's dead letters. */
 int ctl_cmd_dlq(struct ctl *c, int argc, char **argv);
+/* "faces add|list|remove|profile|test": enrolment for every matcher. */
+int ctl_cmd_faces(struct ctl *c, int argc, char **argv);
+/* 1 when a "faces" command is one of the Rekognition-only forms (index,
+ * create-collection, create-table, or list/profile with --collection or
+ * --table), kept for scripts; those go to ctl_cmd_aws. */
+int ctl_faces_is_aws_form(int argc, char **argv);
 /* "aws whoami" and "faces ..." */
 int ctl_cmd_aws(struct ctl *c, int argc, char **argv);
 

@@ -41,6 +41,13 @@ static void usage(FILE *f)
             "        print the configured camera ids, one per line\n"
             "  aws whoami\n"
             "        the AWS account, identity, region and credential source in use\n"
+            "  faces add NAME --image FILE [--image FILE ...] [--profile key=value ...]\n"
+            "        enrol NAME with the configured matcher (facematch.matcher) from photos\n"
+            "        showing one face each (JPEG or PNG), and store the profile\n"
+            "        (facematch.profiles); facematch replicas reload at once\n"
+            "  faces list | remove NAME | profile NAME | test IMAGE\n"
+            "        the people enrolled; forget one; show a profile; who is in a photo\n"
+            "  Rekognition-only forms, kept for scripts:\n"
             "  faces create-collection [NAME]\n"
             "  faces create-table [NAME]   (the profiles table, keyed by FaceId)\n"
             "  faces index --image FILE --external-id NAME [--profile key=value ...]\n"
@@ -127,6 +134,8 @@ int main(int argc, char **argv)
         rc = ctl_cmd_flood(c, cargc, cargv);
     else if (!strcmp(cmd, "face"))
         rc = ctl_cmd_face(c, cargc, cargv);
+    else if (!strcmp(cmd, "faces") && !ctl_faces_is_aws_form(cargc, cargv))
+        rc = ctl_cmd_faces(c, cargc, cargv);
     else if (!strcmp(cmd, "aws") || !strcmp(cmd, "faces"))
         rc = ctl_cmd_aws(c, cargc, cargv);
     else if (!strcmp(cmd, "dlq"))
