@@ -5,6 +5,8 @@
 #include "bus.h"
 #include "config.h"
 
+#include <stdint.h>
+
 /* Shared by the commands: the loaded configuration and a bus connection. */
 struct ctl {
     struct vg_config cfg;
@@ -30,6 +32,8 @@ int ctl_cmd_faces(struct ctl *c, int argc, char **argv);
  * create-collection, create-table, or list/profile with --collection or
  * --table), kept for scripts; those go to ctl_cmd_aws. */
 int ctl_faces_is_aws_form(int argc, char **argv);
+/* The one face of a photo, cropped as dispatch crops faces (JPEG, malloc'ed). */
+vg_status ctl_face_crop_photo(struct ctl *c, const char *path, uint8_t **jpeg, size_t *len);
 /* "aws whoami" and "faces ..." */
 int ctl_cmd_aws(struct ctl *c, int argc, char **argv);
 

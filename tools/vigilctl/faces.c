@@ -392,6 +392,24 @@ static void close_ctx(struct faces_ctx *x)
     vg_redis_destroy(x->redis);
 }
 
+vg_status ctl_face_crop_photo(struct ctl *c, const char *path, uint8_t **jpeg, size_t *len)
+{
+    struct faces_ctx x = {.c = c};
+    struct crop one;
+    vg_status st = vg_face_finder_create(&x.finder, NULL);
+    if (st == VG_OK)
+        st = vg_jpeg_create(&x.jpeg);
+    if (st == VG_OK && (st = one_face(&x, path, &one)) == VG_OK) {
+        *jpeg = one.jpeg;
+        *len = one.jpeg_len;
+        one.jpeg = NULL;
+        crop_free(&one);
+    }
+    vg_jpeg_destroy(x.jpeg);
+    vg_face_finder_destroy(x.finder);
+    return st;
+}
+
 static int usage(void)
 {
     fprintf(stderr,

@@ -66,17 +66,23 @@ int ctl_cmd_face(struct ctl *c, int argc, char **argv)
     char subject[256];
     uint8_t *jpeg = NULL;
     size_t len = 0;
-    if (argc < 3) {
-        fprintf(stderr, "usage: vigilctl face CAMERA JPEG\n");
+    int crop_it = argc >= 4 && !strcmp(argv[3], "--crop");
+    vg_status st;
+    if (argc < 3 || (argc >= 4 && !crop_it)) {
+        fprintf(stderr, "usage: vigilctl face CAMERA JPEG [--crop]\n");
         return 2;
     }
-    FILE *f = fopen(argv[2], "rb");
-    if (!f) {
-        fprintf(stderr, "vigilctl: %s: %s\n", argv[2], strerror(errno));
-        return 1;
+    if (crop_it) {
+        st = ctl_face_crop_photo(c, argv[2], &jpeg, &len);
+    } else {
+        FILE *f = fopen(argv[2], "rb");
+        if (!f) {
+            fprintf(stderr, "vigilctl: %s: %s\n", argv[2], strerror(errno));
+            return 1;
+        }
+        st = read_all(f, argv[2], &jpeg, &len);
+        fclose(f);
     }
-    vg_status st = read_all(f, argv[2], &jpeg, &len);
-    fclose(f);
     if (st != VG_OK || (st = ctl_connect(c)) != VG_OK) {
         fprintf(stderr, "vigilctl: %s\n", vg_err_detail());
         free(jpeg);
