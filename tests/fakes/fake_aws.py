@@ -673,6 +673,9 @@ class State:
                 "strict_streams": bool(a.strict_streams),
                 "web_identity_token": a.web_identity_token,
                 "container_token": a.container_token, "role_name": a.role_name,
+                # ListFaces pages hold at most this many faces whatever MaxResults
+                # asks (AWS may return fewer with a NextToken); None: MaxResults.
+                "list_faces_page_max": None,
             }
             self.seq = 0
             self.requests = collections.deque(maxlen=2000)
@@ -1191,11 +1194,17 @@ class Handler(fakeserver.Handler):
                                 or not re.fullmatch(r"[a-zA-Z0-9_.\-:]{1,255}", ext)):
             raise self._rek_param("Request has invalid parameters: ExternalImageId must match "
                                   "[a-zA-Z0-9_.\\-:]+ (1-255 characters)")
-        self._rek_int(b, "MaxFaces", 1, 4096, 1)
+        max_faces = self._rek_int(b, "MaxFaces", 1, 4096, 1)
         self._rek_quality(b)
         attrs = self._rek_attrs(b, "DetectionAttributes")
         sha = hashlib.sha256(data).hexdigest()
-        records = []
+        records, unindexed = [], []
+        # TWOFACES: a second, smaller face, indexed only when MaxFaces allows.
+        if b"TWOFACES" in data and b"NOFACE" not in data and max_faces < 2:
+            unindexed.append({"Reasons": ["EXCEEDS_MAX_FACES"],
+                              "FaceDetail": dict(self._face_detail(attrs),
+                                                 BoundingBox={"Width": 0.1, "Height": 0.15,
+                                                              "Left": 0.05, "Top": 0.1})})
         if b"NOFACE" not in data:
             face = {"FaceId": str(uuid.uuid4()), "BoundingBox": dict(FACE_BOX),
                     "ImageId": str(uuid.uuid5(uuid.NAMESPACE_URL, "fake-aws-image:" + sha)),
@@ -1206,7 +1215,7 @@ class Handler(fakeserver.Handler):
                 coll["faces"][face["FaceId"]] = dict(face, _sha256=sha)
             records.append({"Face": face, "FaceDetail": self._face_detail(attrs)})
         self._rek_ok({"FaceRecords": records, "FaceModelVersion": FACE_MODEL_VERSION,
-                      "UnindexedFaces": []})
+                      "UnindexedFaces": unindexed})
 
     @staticmethod
     def _public_face(f):
@@ -1215,6 +1224,10 @@ class Handler(fakeserver.Handler):
     def _rekognition_ListFaces(self, b):
         coll = self._rek_collection(b)
         limit = self._rek_int(b, "MaxResults", 0, 4096, 1000)
+        with self.state.lock:
+            page_max = self.state.config.get("list_faces_page_max")
+        if page_max is not None and page_max > 0:
+            limit = min(limit, page_max)
         token = b.get("NextToken")
         start = 0
         if token is not None:
@@ -1969,7 +1982,8 @@ class Handler(fakeserver.Handler):
         allowed = {"max_skew": (int, float), "clock_offset": (int, float),
                    "credential_ttl": (int, float, type(None)), "sts_min_duration": (int,),
                    "strict_streams": (bool,), "web_identity_token": (str,),
-                   "container_token": (str,), "role_name": (str,)}
+                   "container_token": (str,), "role_name": (str,),
+                   "list_faces_page_max": (int, type(None))}
         for k, v in b.items():
             if k not in allowed:
                 raise ValueError(f"unknown config key {k!r}; known: {sorted(allowed)}")
