@@ -461,8 +461,11 @@ int ctl_cmd_faces(struct ctl *c, int argc, char **argv)
     if (argc < 2)
         return usage();
     const char *sub = argv[1];
-    optind = 2;
-    while ((ch = getopt_long(argc, argv, "i:p:", opts, NULL)) != -1) {
+    /* The subcommand plays argv[0]; optind 0 makes glibc start afresh. */
+    int sargc = argc - 1;
+    char **sargv = argv + 1;
+    optind = 0;
+    while ((ch = getopt_long(sargc, sargv, "i:p:", opts, NULL)) != -1) {
         if (ch == 'i' && n_images < VG_FACE_MAX_IMAGES)
             images[n_images++] = optarg;
         else if (ch == 'p' && n_fields < VG_PROFILE_MAX_FIELDS)
@@ -473,7 +476,7 @@ int ctl_cmd_faces(struct ctl *c, int argc, char **argv)
             return 2;
         }
     }
-    const char *arg = optind < argc ? argv[optind] : NULL;
+    const char *arg = optind < sargc ? sargv[optind] : NULL;
     int needs_arg = strcmp(sub, "list") != 0;
     if ((needs_arg && !arg) || (!strcmp(sub, "add") && n_images == 0))
         return usage();
