@@ -5,11 +5,13 @@
 #include <string.h>
 
 extern const struct vg_face_matcher_ops vg_face_none;
+extern const struct vg_face_matcher_ops vg_face_local;
 extern const struct vg_face_matcher_ops vg_face_rekognition;
 extern const struct vg_face_matcher_ops vg_face_deepstack;
 
 const struct vg_face_matcher_ops *const vg_face_matchers[] = {
     &vg_face_none,
+    &vg_face_local,
     &vg_face_rekognition,
     &vg_face_deepstack,
     NULL,
