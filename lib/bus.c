@@ -454,5 +454,8 @@ int vg_alerts_dup_window_s(const struct vg_config *cfg)
 {
     int64_t max_age = (int64_t)cfg->notifier.stream_max_age_h * 3600;
     int64_t dup = cfg->dedupe.window_s > 600 ? cfg->dedupe.window_s : 600;
+    /* Person windows too: two replicas' fail-open greetings of one person. */
+    if (cfg->dedupe.person_window_s > dup)
+        dup = cfg->dedupe.person_window_s;
     return (int)(max_age > 0 && dup > max_age ? max_age : dup);
 }

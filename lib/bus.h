@@ -52,9 +52,9 @@ vg_status vg_bus_subscribe(struct vg_bus *bus, const char *subject, const char *
 vg_status vg_bus_ensure_stream(struct vg_bus *bus, const char *kind, int64_t max_age_s,
                                int dup_window_s, char *name_out, size_t cap);
 /* The alerts stream's duplicate window, the same for every service that
- * creates the stream: at least 10 minutes, at least one dedupe window (the
- * fail-open copies of one window from two replicas are at most one window
- * apart), at most the stream's max age (JetStream's rule). */
+ * creates the stream: at least 10 minutes, at least one dedupe window, label
+ * or person (the fail-open copies of one window from two replicas are at
+ * most one window apart), at most the stream's max age (JetStream's rule). */
 int vg_alerts_dup_window_s(const struct vg_config *cfg);
 /* "<PREFIX>_<KIND>" in upper case. */
 void vg_stream_name(char *out, size_t cap, const char *prefix, const char *kind);

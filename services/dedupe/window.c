@@ -122,6 +122,7 @@ struct dd_windows {
     struct entry *slots;
     struct entry *scratch;  /* max_keys entries, for purges */
     struct dd_windows_stats stats;
+    struct dd_windows_stats taken;  /* stats at the last dd_windows_take_growth */
     int64_t counted_at;     /* stats.entries is recounted at most once a second */
 };
 
@@ -231,6 +232,15 @@ int dd_windows_known_open(struct dd_windows *w, const char *key)
     return open;
 }
 
+int dd_windows_is_open(struct dd_windows *w, const char *key)
+{
+    int64_t now = vg_mono_us();
+    pthread_mutex_lock(&w->lock);
+    int open = is_open(w, key, now);
+    pthread_mutex_unlock(&w->lock);
+    return open;
+}
+
 enum dd_verdict dd_windows_check(struct dd_windows *w, const char *key, int64_t ts_us,
                                  char alert_id[33])
 {
@@ -293,16 +303,34 @@ void dd_windows_release(struct dd_windows *w, const char *key, const char *alert
         dd_window_abandon(w->r, key, alert_id);
 }
 
-void dd_windows_get_stats(struct dd_windows *w, struct dd_windows_stats *out)
+/* Called with the lock held. */
+static void recount(struct dd_windows *w)
 {
     int64_t now = vg_mono_us();
-    pthread_mutex_lock(&w->lock);
     if (now - w->counted_at >= 1000000 || w->counted_at == 0) {
         w->stats.entries = 0;
         for (size_t i = 0; i < w->n_slots; i++)
             w->stats.entries += w->slots[i].used && w->slots[i].end_us > now;
         w->counted_at = now;
     }
+}
+
+void dd_windows_get_stats(struct dd_windows *w, struct dd_windows_stats *out)
+{
+    pthread_mutex_lock(&w->lock);
+    recount(w);
     *out = w->stats;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void dd_windows_take_growth(struct dd_windows *w, struct dd_windows_stats *out)
+{
+    pthread_mutex_lock(&w->lock);
+    recount(w);
+    out->redis_calls = w->stats.redis_calls - w->taken.redis_calls;
+    out->cache_hits = w->stats.cache_hits - w->taken.cache_hits;
+    out->table_full = w->stats.table_full - w->taken.table_full;
+    out->entries = w->stats.entries;
+    w->taken = w->stats;
     pthread_mutex_unlock(&w->lock);
 }

@@ -76,6 +76,10 @@ enum dd_verdict dd_windows_check(struct dd_windows *w, const char *key, int64_t 
  * knows is open (counted as a memory hit). No Redis call. Thread-safe. */
 int dd_windows_known_open(struct dd_windows *w, const char *key);
 
+/* As dd_windows_known_open, but not counted: for a caller that only wants
+ * to know whether a sighting would be suppressed from memory. */
+int dd_windows_is_open(struct dd_windows *w, const char *key);
+
 /* The other half: open key's window for alert_id (chosen by the caller, so
  * the alert can be encoded first). With Redis, stash (may be NULL) is
  * written in the same atomic call when the window opens. Without Redis, a
@@ -89,5 +93,9 @@ void dd_windows_release(struct dd_windows *w, const char *key, const char *alert
                         enum dd_verdict v);
 
 void dd_windows_get_stats(struct dd_windows *w, struct dd_windows_stats *out);
+
+/* The counts' growth since the previous call (entries: as get_stats), so
+ * callers on several threads can add it to counters without a race. */
+void dd_windows_take_growth(struct dd_windows *w, struct dd_windows_stats *out);
 
 #endif

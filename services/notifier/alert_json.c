@@ -88,7 +88,25 @@ static json_t *capture_ts(int64_t us)
     return json_string(ts);
 }
 
-/* What was seen, in the order a person reads it, then where it came from. */
+/* The known person's profile as an object of strings; a key given twice
+ * keeps its last value (as a protobuf map does). NULL: invalid UTF-8. */
+static json_t *profile(const Vigil__V1__Alert *a)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < a->n_profile; i++) {
+        const Vigil__V1__Alert__ProfileEntry *e = a->profile[i];
+        json_t *v = str(e->value);
+        if (!v || json_object_set_new(o, e->key ? e->key : "", v) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* What was seen, in the order a person reads it, then where it came from.
+ * Who it was (person_id, display_name) is always there, empty for anything
+ * but a known person; face_id and profile only when the alert has them. */
 static void build(struct builder *b, const Vigil__V1__Alert *a)
 {
     const Vigil__V1__Header *h = a->header;
@@ -99,6 +117,10 @@ static void build(struct builder *b, const Vigil__V1__Alert *a)
     put(b, "box", box(a->box));
     put(b, "person_id", str(a->person_id));
     put(b, "display_name", str(a->display_name));
+    if (a->face_id && a->face_id[0])
+        put(b, "face_id", str(a->face_id));
+    if (a->n_profile)
+        put(b, "profile", profile(a));
     put(b, "snapshot_url", str(a->snapshot_url));
     put(b, "clip_url", str(a->clip_url));
     put(b, "key", str(a->key));

@@ -82,11 +82,41 @@ def label(name, confidence):
     return _bytes(1, name) + _float(2, confidence)
 
 
-def detection(camera, labels, seq=1, capture_ts_us=None):
-    """labels: [(name, confidence), ...]."""
-    out = _bytes(1, header(camera, capture_ts_us)) + _uint(2, seq) + _bytes(3, "test")
+def detection(camera, labels, seq=1, capture_ts_us=None, trace_id=None, faces=0,
+              snapshot_url=None):
+    """labels: [(name, confidence), ...]; faces: face crops dispatch published
+    for the frame (their FaceMatches carry the same trace_id)."""
+    out = _bytes(1, header(camera, capture_ts_us, trace_id)) + _uint(2, seq) + _bytes(3, "test")
     for name, conf in labels:
         out += _bytes(4, label(name, conf))
+    if snapshot_url:
+        out += _bytes(6, snapshot_url)
+    if faces:
+        out += _uint(13, faces)
+    return out
+
+
+def face_match(camera, trace_id, matched, person_id="", display_name="", similarity=0.0,
+               profile=None, face_id="", index=0, seq=1, snapshot_url="", matcher="test",
+               face_box=(0.4, 0.2, 0.1, 0.15), capture_ts_us=None):
+    """A FaceMatch as facematch publishes it on <prefix>.identities.<camera>;
+    profile: {key: value}."""
+    out = _bytes(1, header(camera, capture_ts_us, trace_id)) + _uint(2, seq) + _uint(3, index)
+    out += _uint(4, 1 if matched else 0)
+    if face_id:
+        out += _bytes(5, face_id)
+    if person_id:
+        out += _bytes(6, person_id)
+    if display_name:
+        out += _bytes(7, display_name)
+    out += _float(8, similarity)
+    for k, v in (profile or {}).items():
+        out += _bytes(9, _bytes(1, k) + _bytes(2, v))
+    out += _bytes(10, matcher)
+    if face_box:
+        out += _bytes(11, box(*face_box))
+    if snapshot_url:
+        out += _bytes(12, snapshot_url)
     return out
 
 

@@ -111,6 +111,71 @@ static void test_optional_fields(void **state)
     json_decref(o);
 }
 
+/* A known person's alert: face_id and the profile as an object of strings,
+ * so a template can say "Welcome {display_name}, your song: {profile.song}". */
+static void test_identity_fields(void **state)
+{
+    struct fixture f;
+    Vigil__V1__Alert__ProfileEntry e[3], *p[3] = {&e[0], &e[1], &e[2]};
+    const char *kv[3][2] = {{"song", "Last Christmas"}, {"Bio", "Neighbour, \"waves\""},
+                            {"allergy", ""}};
+    fill(&f);
+    for (int i = 0; i < 3; i++) {
+        vigil__v1__alert__profile_entry__init(&e[i]);
+        e[i].key = (char *)kv[i][0];
+        e[i].value = (char *)kv[i][1];
+    }
+    f.a.face_id = "f-0123";
+    f.a.profile = p;
+    f.a.n_profile = 3;
+    json_t *o = render(&f.a);
+    assert_str(o, "person_id", "p-7");
+    assert_str(o, "display_name", "Zoë \"Z\" Smith");
+    assert_str(o, "face_id", "f-0123");
+    json_t *prof = json_object_get(o, "profile");
+    assert_true(json_is_object(prof));
+    assert_int_equal(json_object_size(prof), 3);
+    assert_str(prof, "song", "Last Christmas");
+    assert_str(prof, "Bio", "Neighbour, \"waves\"");
+    assert_str(prof, "allergy", "");
+    json_decref(o);
+}
+
+/* An alert that is not about a known person: no face_id, no profile. */
+static void test_identity_absent(void **state)
+{
+    struct fixture f;
+    fill(&f);
+    f.a.person_id = "";
+    f.a.display_name = "";
+    json_t *o = render(&f.a);
+    assert_null(json_object_get(o, "face_id"));
+    assert_null(json_object_get(o, "profile"));
+    assert_str(o, "person_id", "");
+    assert_str(o, "display_name", "");
+    json_decref(o);
+}
+
+static void test_profile_invalid_utf8(void **state)
+{
+    struct fixture f;
+    Vigil__V1__Alert__ProfileEntry e, *p[1] = {&e};
+    char *text = NULL;
+    size_t len = 0;
+    fill(&f);
+    vigil__v1__alert__profile_entry__init(&e);
+    f.a.profile = p;
+    f.a.n_profile = 1;
+    e.key = "song";
+    e.value = "bad \xc3\x28";
+    assert_int_equal(ntf_alert_json(&f.a, &text, &len), VG_ERR_DECODE);
+    assert_null(text);
+    e.key = "bad \xff key";
+    e.value = "fine";
+    assert_int_equal(ntf_alert_json(&f.a, &text, &len), VG_ERR_DECODE);
+    assert_null(text);
+}
+
 static void test_invalid_utf8(void **state)
 {
     struct fixture f;
@@ -156,7 +221,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields),       cmocka_unit_test(test_optional_fields),
         cmocka_unit_test(test_invalid_utf8), cmocka_unit_test(test_format_ts),
-        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_check),        cmocka_unit_test(test_identity_fields),
+        cmocka_unit_test(test_identity_absent), cmocka_unit_test(test_profile_invalid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
