@@ -16,7 +16,10 @@ at the camera) and, for a stranger, messi5.jpg from opencv-doc.
   dedupe.unknown_faces is on;
 - `vigilctl faces remove jesper`: facematch reloads (control subject) and
   his next crop is unknown;
-- bad enrolment input gets a clear message: no face, not an image.
+- bad enrolment input gets a clear message: no face, not an image;
+- the same flow with the `deepstack` matcher against tests/fakes/
+  fake_deepstack.py (CodeProject.AI's face API): one greeting with the
+  name and profile at both sinks.
 """
 import os
 import subprocess
@@ -30,16 +33,17 @@ DATA = os.environ.get("VIGIL_FACE_DATA", "/var/cache/vigil-testdata/faces")
 MOVIE = os.path.join(DATA, "kphotoalbum", "movie")
 STRANGER = "/usr/share/doc/opencv-doc/examples/data/messi5.jpg"
 NOFACE = "/usr/share/doc/opencv-doc/examples/data/baboon.jpg"
+CROWD = "/usr/share/doc/opencv-doc/opencv4/html/2.jpg"   # a collage of several faces
 SECRET = "faces-secret"
 
 
-def config(stack, hook):
+def config(stack, hook, matcher="local", matchers=""):
     return f"""
 cameras:
   - {{ id: door, url: /dev/null }}
 facematch:
-  matcher: local
-dedupe:
+  matcher: {matcher}
+{matchers}dedupe:
   window_s: 5
   person_window_s: 3600
   unknown_faces: true
@@ -127,7 +131,43 @@ def body(stack, args, hook):
     check(rc != 0 and "no face found" in err, f"a photo without a face: {err.strip()}")
     rc, _, err = ctl(stack, "faces", "add", "bob", "--image", "/etc/hostname")
     check(rc != 0 and "not a JPEG or PNG" in err, f"not an image: {err.strip()}")
+    rc, _, err = ctl(stack, "faces", "add", "bob", "--image", CROWD)
+    check(rc != 0 and "faces: use a photo of one person" in err, f"several faces: {err.strip()}")
+    big = stack.path("huge.jpg")
+    with open(big, "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0" + b"\0" * (21 << 20))
+    rc, _, err = ctl(stack, "faces", "add", "bob", "--image", big)
+    check(rc != 0 and "larger than 20 MB" in err, f"an oversized file: {err.strip()}")
+    deepstack_flow(stack, hook, args)
     check(hook.bad_signatures == 0, "webhook signatures verify")
+
+
+def deepstack_flow(stack, hook, args):
+    """facematch restarted with the deepstack matcher on CodeProject.AI's fake."""
+    port_file = stack.path("deepstack.port")
+    stack.start("fake_deepstack", ["python3", os.path.join(args.src, "tests", "fakes",
+                                                           "fake_deepstack.py"),
+                                   "--mode", "codeproject", "--port-file", port_file])
+    wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10,
+             "fake_deepstack")
+    url = f"http://127.0.0.1:{int(open(port_file).read())}"
+    stack.write_config(config(stack, hook, "deepstack",
+                              f"matchers:\n  deepstack: {{ url: \"{url}\" }}\n"))
+    stack.procs["facematch"].stop()
+    stack.start_service("facematch")
+    rc, out, err = ctl(stack, "faces", "add", "ana", "--image", frame(30), "--profile",
+                       "display_name=Ana", "--profile", "song=Jingle Bells")
+    check(rc == 0, f"vigilctl faces add ana with deepstack: {out}{err}")
+    n = len(alerts(stack))
+    # The fake knows a face by its bytes: the same photo, cropped the same way.
+    publish_face(stack, frame(30))
+    wait_for(lambda: len(alerts(stack)) > n, 15, "the deepstack greeting")
+    a = alerts(stack)[-1]
+    print(f"# deepstack alert: {a}", flush=True)
+    check(a.get("person_id") == "ana" and a.get("display_name") == "Ana" and
+          a.get("profile", {}).get("song") == "Jingle Bells", "deepstack: name and profile")
+    wait_for(lambda: any(b.get("person_id") == "ana" for b in hook.bodies), 10,
+             "the deepstack greeting at the webhook")
 
 
 def main():

@@ -26,6 +26,41 @@ def start_port_file(name, argv, logs):
     return p, int(open(port_file).read())
 
 
+PERSON = os.path.join(os.environ.get("VIGIL_FACE_DATA", "/var/cache/vigil-testdata/faces"),
+                      "kphotoalbum", "movie", "50.jpg")
+
+
+def enrol_for_every_matcher(ctl, env, logs):
+    """The matcher-neutral CLI (faces add/list/test/profile/remove) with
+    matcher rekognition and seed 002's profiles in DynamoDB: IndexFaces of
+    the cropped face, one profile item per FaceId, SearchFacesByImage."""
+    if not os.path.exists(PERSON):
+        raise AssertionError(f"{PERSON} is missing: run scripts/face-testdata (kphotoalbum)")
+    cfg = os.path.join(logs, "vigil.yaml")
+    with open(cfg, "w") as f:
+        f.write("faces: { collection: home, profile_table: people }\n"
+                "facematch: { matcher: rekognition, profiles: dynamodb }\n"
+                "nats_url: nats://127.0.0.1:1\n")
+    e = dict(env, VIGIL_CONFIG=cfg)
+    rc, out, err = ctl("faces", "add", "jesper", "--image", PERSON, "--profile",
+                       "Bio=KPhotoAlbum's author", environ=e)
+    check(rc == 0 and '"faces":1' in out, f"faces add with rekognition: {out}{err[-300:]}")
+    rc, out, _ = ctl("faces", "list", environ=e)
+    check(rc == 0 and "jesper\t1 face" in out, f"faces list: {out.strip()}")
+    rc, out, err = ctl("faces", "profile", "jesper", environ=e)
+    prof = json.loads(out) if rc == 0 else {}
+    check(prof.get("Bio") == "KPhotoAlbum's author" and prof.get("display_name") == "jesper" and
+          prof.get("ExternalImageId") == "jesper", f"the profile item by FaceId: {out}{err}")
+    rc, out, _ = ctl("faces", "test", PERSON, environ=e)
+    check(rc == 0 and "jesper (similarity" in out, f"faces test: {out.strip()}")
+    rc, out, err = ctl("faces", "remove", "jesper", environ=e)
+    check(rc == 0, f"faces remove: {err}")
+    rc, _, err = ctl("faces", "profile", "jesper", environ=e)
+    check(rc == 1, "the profile went with the faces")
+    rc, _, err = ctl("faces", "remove", "jesper", environ=e)
+    check(rc == 1 and "nobody called jesper" in err, f"removing twice: {err.strip()}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -128,6 +163,7 @@ def main():
         rc, _, err = ctl("faces", "index", "--collection", "nosuch", "--image", FACE,
                          "--external-id", "bob", "--table", "people")
         check(rc == 1 and "ResourceNotFoundException" in err, "an unknown collection is named")
+        enrol_for_every_matcher(ctl, env, logs)
         ok = True
     finally:
         for p in reversed(procs):
