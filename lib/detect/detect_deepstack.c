@@ -52,10 +52,10 @@
 #include "config.h"
 #include "detect/detector.h"
 #include "image/jpeg.h"
+#include "curl_body.h"
 #include "log.h"
 #include "timeutil.h"
 
-#define BODY_MAX (1024 * 1024)      /* answer bytes read before we hang up */
 #define EXCERPT_MAX 160             /* answer bytes quoted in an error */
 #define CONNECT_TIMEOUT_MAX_MS 3000
 #define DETECTION_PATH "/v1/vision/detection"
@@ -104,12 +104,6 @@ static const struct name_category categories[] = {
     {NULL, VG_CAT_OTHER},
 };
 
-/* The answer, grown up to BODY_MAX. */
-struct body {
-    char *data;
-    size_t len, cap;
-    int too_large, nomem;
-};
 
 struct ds_state {
     const struct ds_settings *s;
@@ -117,7 +111,7 @@ struct ds_state {
     struct vg_jpeg *jpeg;       /* only for images without known dimensions */
     char base[VG_URL_MAX];      /* url without trailing '/' */
     char origin[VG_URL_MAX];    /* url with any password masked: for messages */
-    struct body body;
+    struct vg_curl_body body;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -134,34 +128,6 @@ static enum vg_category category_of(const char *label)
 }
 
 /* ---- one HTTP call -------------------------------------------------------- */
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct body *b = ud;
-    size_t n = size * nmemb;
-    if (n > BODY_MAX - b->len) {
-        b->too_large = 1;
-        return 0;               /* curl stops with CURLE_WRITE_ERROR */
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if (cap > BODY_MAX + 1)
-            cap = BODY_MAX + 1;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->nomem = 1;
-            return 0;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
 
 /* The call's timeout: timeout_ms, or less when the deadline is nearer. */
 static vg_status call_timeout(const struct ds_state *d, const struct vg_detect_req *req,
@@ -223,7 +189,7 @@ static vg_status transport_error(const struct ds_state *d, const char *path, CUR
         return vg_errf(VG_ERR_NOMEM, "%s%s: no memory for the answer", d->origin, path);
     if (d->body.too_large)
         return vg_errf(VG_ERR_TOO_LARGE, "%s%s: answer larger than %d bytes", d->origin, path,
-                       BODY_MAX);
+                       VG_CURL_BODY_MAX);
     if (rc == CURLE_OPERATION_TIMEDOUT)
         return vg_errf(VG_ERR_TIMEOUT, "%s%s: no answer within %ld ms", d->origin, path,
                        timeout);
@@ -258,7 +224,7 @@ static vg_status post(struct ds_state *d, const struct vg_detect_req *req, const
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      timeout < CONNECT_TIMEOUT_MAX_MS ? timeout : (long)CONNECT_TIMEOUT_MAX_MS);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, vg_curl_body_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &d->body);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, d->errbuf);
     d->body.len = 0;
@@ -282,7 +248,7 @@ out:
 
 /* The answer's "error" text if it is JSON with one, else its first bytes,
  * control characters blanked. */
-static void error_text(const struct body *b, char *out, size_t cap)
+static void error_text(const struct vg_curl_body *b, char *out, size_t cap)
 {
     json_t *j = b->len ? json_loadb(b->data, b->len, 0, NULL) : NULL;
     const char *e = json_string_value(json_object_get(j, "error"));

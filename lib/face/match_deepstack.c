@@ -60,9 +60,9 @@
 
 #include "config.h"
 #include "face/matcher.h"
+#include "curl_body.h"
 #include "log.h"
 
-#define BODY_MAX (1024 * 1024)      /* answer bytes read before we hang up */
 #define EXCERPT_MAX 160             /* answer bytes quoted in an error */
 #define IMAGE_MAX (10 * 1024 * 1024)/* one image sent */
 #define LIST_MAX 100000             /* names a listing holds */
@@ -111,42 +111,8 @@ struct req {
     int min_confidence;                 /* send min_confidence */
 };
 
-/* The answer, grown up to BODY_MAX. */
-struct body {
-    char *data;
-    size_t len, cap;
-    int too_large, nomem;
-};
 
 /* ---- one HTTP call ----------------------------------------------------------- */
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct body *b = ud;
-    size_t n = size * nmemb;
-    if (n > BODY_MAX - b->len) {
-        b->too_large = 1;
-        return 0;               /* curl stops with CURLE_WRITE_ERROR */
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if (cap > BODY_MAX + 1)
-            cap = BODY_MAX + 1;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->nomem = 1;
-            return 0;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
 
 static CURL *handle_take(struct ds_state *d)
 {
@@ -232,13 +198,13 @@ static vg_status build_form(const struct ds_state *d, CURL *h, const struct req 
 }
 
 static vg_status transport_error(const struct ds_state *d, const char *path, CURLcode rc,
-                                 const struct body *b, const char *errbuf)
+                                 const struct vg_curl_body *b, const char *errbuf)
 {
     if (b->nomem)
         return vg_errf(VG_ERR_NOMEM, "%s%s: no memory for the answer", d->origin, path);
     if (b->too_large)
         return vg_errf(VG_ERR_TOO_LARGE, "%s%s: answer larger than %d bytes", d->origin, path,
-                       BODY_MAX);
+                       VG_CURL_BODY_MAX);
     if (rc == CURLE_OPERATION_TIMEDOUT)
         return vg_errf(VG_ERR_TIMEOUT, "%s%s: no answer within %d ms", d->origin, path,
                        d->s->timeout_ms);
@@ -247,7 +213,7 @@ static vg_status transport_error(const struct ds_state *d, const char *path, CUR
 }
 
 /* POST the form of q; on VG_OK *http holds the status and b the answer. */
-static vg_status post(struct ds_state *d, const struct req *q, struct body *b, long *http)
+static vg_status post(struct ds_state *d, const struct req *q, struct vg_curl_body *b, long *http)
 {
     char url[VG_URL_MAX + 32], errbuf[CURL_ERROR_SIZE] = "";
     curl_mime *mime = NULL;
@@ -272,7 +238,7 @@ static vg_status post(struct ds_state *d, const struct req *q, struct body *b, l
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      timeout < CONNECT_TIMEOUT_MAX_MS ? timeout : (long)CONNECT_TIMEOUT_MAX_MS);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, vg_curl_body_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode rc = curl_easy_perform(h);
@@ -292,7 +258,7 @@ out:
 
 /* The answer's "error" text if it is JSON with one, else its first bytes,
  * control characters blanked. */
-static void error_text(const struct body *b, char *out, size_t cap)
+static void error_text(const struct vg_curl_body *b, char *out, size_t cap)
 {
     json_t *j = b->len ? json_loadb(b->data, b->len, 0, NULL) : NULL;
     const char *e = json_string_value(json_object_get(j, "error"));
@@ -309,7 +275,7 @@ static void error_text(const struct body *b, char *out, size_t cap)
     json_decref(j);
 }
 
-static vg_status http_error(const struct ds_state *d, const char *path, const struct body *b,
+static vg_status http_error(const struct ds_state *d, const char *path, const struct vg_curl_body *b,
                             long http)
 {
     char text[EXCERPT_MAX + 1];
@@ -326,7 +292,7 @@ static vg_status http_error(const struct ds_state *d, const char *path, const st
 }
 
 /* The answer of a successful call as a JSON object with success true. */
-static vg_status parse_answer(const struct ds_state *d, const char *path, const struct body *b,
+static vg_status parse_answer(const struct ds_state *d, const char *path, const struct vg_curl_body *b,
                               json_t **out)
 {
     json_error_t err;
@@ -350,7 +316,7 @@ static vg_status parse_answer(const struct ds_state *d, const char *path, const 
 /* One endpoint, start to finish: post, check the status, parse. */
 static vg_status call(struct ds_state *d, const struct req *q, json_t **out)
 {
-    struct body b = {0};
+    struct vg_curl_body b = {0};
     long http = 0;
     vg_status st = post(d, q, &b, &http);
     if (st == VG_OK && http != 200)
