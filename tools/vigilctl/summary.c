@@ -61,8 +61,13 @@ static double metric(char **pages, int n, const char *name)
     size_t len = strlen(name);
     for (int i = 0; i < n; i++) {
         for (const char *p = pages[i]; p && *p;) {
+            const char *value = NULL;
             if (!strncmp(p, name, len) && p[len] == ' ')
-                sum = (isnan(sum) ? 0 : sum) + strtod(p + len + 1, NULL);
+                value = p + len + 1;
+            else if (!strncmp(p, name, len) && p[len] == '{' && (value = strstr(p, "} ")))
+                value += 2;     /* a labelled sample: every label set counts */
+            if (value)
+                sum = (isnan(sum) ? 0 : sum) + strtod(value, NULL);
             p = strchr(p, '\n');
             p = p ? p + 1 : NULL;
         }
