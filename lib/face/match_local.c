@@ -79,7 +79,7 @@
 #define MIN_FACE_PX 20              /* the cascade's smallest face */
 #define CROP_MAX_PIXELS ((size_t)4096 * 4096)
 #define RETRY_US (5 * 1000000LL)    /* a failed load is tried again at most this often */
-#define CAS_ATTEMPTS 5
+#define CAS_ATTEMPTS 12
 #define UNKNOWN "unknown"
 
 struct lo_settings {
@@ -878,6 +878,15 @@ static vg_status change_once(struct lo_state *d, const char *person,
     return st;
 }
 
+/* A per-thread pseudo-random number for retry jitter. */
+static unsigned jitter(void)
+{
+    static _Thread_local unsigned seed;
+    if (!seed)
+        seed = (unsigned)vg_mono_us() ^ ((unsigned)getpid() << 16) ^ (unsigned)(uintptr_t)&seed;
+    return (unsigned)rand_r(&seed);
+}
+
 static vg_status change(struct lo_state *d, const char *person, const struct vg_face_image *imgs,
                         size_t n)
 {
@@ -886,7 +895,10 @@ static vg_status change(struct lo_state *d, const char *person, const struct vg_
         vg_status st = change_once(d, person, imgs, n, &conflict);
         if (st != VG_OK || !conflict)
             return st;
-        vg_sleep_us(1000 * (attempt + 1));
+        /* Jittered and growing: two writers that collided must not retry
+         * in lock-step and collide again. */
+        int64_t ceiling_us = 1000LL << (attempt < 7 ? attempt : 7);
+        vg_sleep_us(1000 + (int64_t)(jitter() % (unsigned)ceiling_us));
     }
     return vg_errf(VG_ERR_UNAVAILABLE, "local face model (%s) changed under us %d times in a "
                    "row: try again", d->where, CAS_ATTEMPTS);
