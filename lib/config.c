@@ -11,6 +11,7 @@
 #include "opts.h"
 #include "face/matcher.h"
 #include "sink/sink.h"
+#include "tz.h"
 #include "yamltree.h"
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
@@ -196,6 +197,8 @@ static const struct field faces_fields[] = {
 
 static const struct field top_fields[] = {
     STR("prefix", struct vg_config, prefix),
+    STR("timezone", struct vg_config, timezone),
+    ANYMAP("routing"),
     STR("log_level", struct vg_config, log_level),
     STR("nats_url", struct vg_config, nats_url),
     STR("redis_url", struct vg_config, redis_url),
@@ -898,7 +901,8 @@ vg_status vg_cfg_apply_env(struct vg_config *cfg)
         (st = env_str("VIGIL_REDIS_URL", cfg->redis_url, sizeof(cfg->redis_url))) ||
         (st = env_str("VIGIL_HTTP_ADDR", cfg->http_addr, sizeof(cfg->http_addr))) ||
         (st = env_str("VIGIL_PREFIX", cfg->prefix, sizeof(cfg->prefix))) ||
-        (st = env_str("VIGIL_LOG_LEVEL", cfg->log_level, sizeof(cfg->log_level))))
+        (st = env_str("VIGIL_LOG_LEVEL", cfg->log_level, sizeof(cfg->log_level))) ||
+        (st = env_str("VIGIL_TIMEZONE", cfg->timezone, sizeof(cfg->timezone))))
         return st;
     return VG_OK;
 }
@@ -946,9 +950,10 @@ vg_status vg_cfg_load(struct vg_config *cfg, const char *path)
         if (st != VG_OK)
             return st;
     }
-    if ((st = vg_cfg_apply_env(cfg)) != VG_OK)
+    if ((st = vg_cfg_apply_env(cfg)) != VG_OK || (st = vg_cfg_validate(cfg)) != VG_OK)
         return st;
-    return vg_cfg_validate(cfg);
+    /* The process's zone, before any thread starts (tz.h). */
+    return vg_tz_set(cfg->timezone);
 }
 
 int vg_cfg_chain(const struct vg_config *cfg, const struct vg_camera_cfg *cam,

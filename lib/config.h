@@ -11,7 +11,7 @@
 
 #define VG_MAX_CAMERAS 64
 #define VG_MAX_WATCH 16
-#define VG_MAX_SINKS 8
+#define VG_MAX_SINKS 16
 #define VG_ID_MAX 64
 #define VG_URL_MAX 1024
 #define VG_MAX_CHAIN 4          /* detector stages per camera */
@@ -95,6 +95,14 @@ struct vg_sink_cfg {
     int backoff_ms;             /* first quick-retry delay; doubles, with full jitter */
     int redeliver_min_s;        /* then JetStream redelivers after this, doubling, */
     int redeliver_max_s;        /* up to this (Retry-After may ask for longer) */
+    int incidents;              /* enum vg_sink_incidents, resolved (never DEFAULT) */
+    char rate_limit[32];        /* "10/h": at most 10 alerts an hour; "" = none */
+    int rate_count;             /* parsed rate_limit: rate_count per rate_per_s */
+    int rate_per_s;
+    char title[256];            /* templates (sink/template.h); "" = the type's default */
+    char text[1024];
+    char html[2048];
+    int title_line, text_line, html_line;   /* where they are configured */
     const struct vg_sink_ops *ops;
     unsigned char settings[VG_SINK_SETTINGS_MAX] __attribute__((aligned(16)));
 };
@@ -122,6 +130,7 @@ struct vg_aws_cfg {
 struct vg_config {
     char source[VG_URL_MAX];    /* file it was loaded from, "" for defaults only */
     char prefix[32];
+    char timezone[64];          /* IANA name for {time} and schedules; "" = the system's */
     char log_level[8];
     char nats_url[VG_URL_MAX];
     char redis_url[VG_URL_MAX]; /* may carry a password: masked in logs */

@@ -15,22 +15,36 @@
 
 #include "config.h"
 #include "opts.h"
+#include "sink/template.h"
 #include "status.h"
 #include "vigil/v1/vigil.pb-c.h"
 
 #define VG_SINK_ERROR_MAX 384
 
-/* An alert as a sink receives it. Strings are never NULL (empty instead). */
+enum vg_sink_kind {
+    VG_SINK_KIND_ALERT = 0,         /* an alert */
+    VG_SINK_KIND_SUMMARY,           /* "N alerts were held back by the rate limit": only
+                                     * title and text mean anything; alert is a stand-in
+                                     * (label "summary", the last held-back camera) */
+};
+
+/* An alert as a sink receives it. Strings are never NULL (empty instead).
+ * title, text and html are the sink's templates filled in (template.h):
+ * title plain on one line, text escaped for the sink's text_escape, html
+ * HTML-escaped ("" when the sink has no html template). */
 struct vg_sink_alert {
     const Vigil__V1__Alert *alert;  /* the fields (header, key, label, ...) */
+    enum vg_sink_kind kind;
     const char *title;              /* one line: "person at front_door" */
     const char *text;               /* a sentence for people */
+    const char *html;               /* the text as HTML, or "" */
     const char *json;               /* the alert as one JSON object, no newline */
     size_t json_len;
     const uint8_t *snapshot;        /* JPEG bytes, NULL when not available */
     size_t snapshot_len;
     const char *snapshot_url;
     const char *clip_url;
+    unsigned count;                 /* sightings in the alert's incident so far (>= 1) */
     int64_t now_us;                 /* wall clock of this attempt (signed timestamps) */
     unsigned delivery;              /* 1 on the first delivery, 2 on the first redelivery, ... */
 };
@@ -50,9 +64,29 @@ struct vg_sink_result {
 /* Capability bits. */
 #define VG_SINK_CAP_SNAPSHOT 0x1u   /* wants the snapshot bytes */
 
+/* Which alerts of a camera's incident a sink receives (sink key
+ * "incidents"): every one, only the first, or the first and at most one
+ * escalation (a face recognised, a new category). */
+enum vg_sink_incidents {
+    VG_SINK_INCIDENTS_DEFAULT = 0,  /* the type's default_incidents */
+    VG_SINK_INCIDENTS_ALL,
+    VG_SINK_INCIDENTS_FIRST,
+    VG_SINK_INCIDENTS_ESCALATE,
+};
+
 struct vg_sink_ops {
     const char *name;               /* the configuration's "type" */
     unsigned caps;
+    /* Templates when the configuration gives none (NULL: the seam's
+     * "{who} at {camera}" and "{who} seen on {camera} at {time} (confidence
+     * {confidence})"; no html). */
+    const char *default_title;
+    const char *default_text;
+    const char *default_html;
+    /* How field values in text are escaped; NULL: VG_TPL_PLAIN. */
+    enum vg_tpl_escape (*text_escape)(const void *settings);
+    /* For people's channels (phones) ESCALATE, for machines ALL; 0: ALL. */
+    enum vg_sink_incidents default_incidents;
     const struct vg_opt *opts;      /* its own keys, bound into settings */
     size_t settings_size;           /* <= VG_SINK_SETTINGS_MAX */
     int default_timeout_ms;         /* 0: no network timeout (a local file) */

@@ -202,7 +202,7 @@ static void deliver(struct ntf_worker *w, const struct job *j)
     case NTF_UNKNOWN:
         break;
     }
-    vg_status st = ntf_render(&rd, j->a, w->sink->ops->caps);
+    vg_status st = ntf_render(&rd, j->a, w->cfg, 1);
     if (st != VG_OK) {
         ntf_claim_release(w, j->a->alert_id);
         dead_letter(w, j, 0, vg_err_detail());

@@ -123,9 +123,11 @@ struct ntf_rendered {
     char *json;
     char *title;
     char *text;
+    char *html;
     uint8_t *snapshot;
 };
-vg_status ntf_render(struct ntf_rendered *r, const Vigil__V1__Alert *a, unsigned caps);
+vg_status ntf_render(struct ntf_rendered *r, const Vigil__V1__Alert *a,
+                     const struct vg_sink_cfg *cfg, unsigned count);
 void ntf_render_free(struct ntf_rendered *r);
 
 #endif

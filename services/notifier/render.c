@@ -1,6 +1,6 @@
 /* The alert as a sink receives it: the JSON every sink can send, a title and
  * a sentence for people, and the snapshot bytes for sinks that attach them.
- * (Per-sink templates replace the fixed title and text later.) */
+ * Title, text and html are the sink's templates (sink/template.h) filled in. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +14,6 @@
 #define SNAPSHOT_MAX (8u << 20)
 
 static const char *str(const char *s) { return s ? s : ""; }
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    char *out = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
 
 /* Only local snapshots (file://) are read here; a missing one is no error:
  * the alert still goes out, without the picture. */
@@ -49,33 +37,50 @@ static uint8_t *read_snapshot(const char *url, size_t *len)
     return buf;
 }
 
-vg_status ntf_render(struct ntf_rendered *r, const Vigil__V1__Alert *a, unsigned caps)
+static const char DEFAULT_TITLE[] = "{who} at {camera}";
+static const char DEFAULT_TEXT[] = "{who} seen on {camera} at {time} (confidence {confidence})";
+
+static vg_status fill(const char *src, const struct vg_tpl_ctx *c, enum vg_tpl_escape esc,
+                      char **out)
 {
-    char ts[NTF_TS_MAX];
+    return vg_tpl_render(src ? src : "", c, esc, out);
+}
+
+vg_status ntf_render(struct ntf_rendered *r, const Vigil__V1__Alert *a,
+                     const struct vg_sink_cfg *cfg, unsigned count)
+{
+    const struct vg_sink_ops *ops = cfg->ops;
     size_t json_len = 0;
     memset(r, 0, sizeof(*r));
     vg_status st = ntf_alert_json(a, &r->json, &json_len);
     if (st != VG_OK)
         return st;
-    const char *who = a->display_name && *a->display_name ? a->display_name : str(a->label);
-    const char *cam = a->header->camera_id;
-    ntf_format_ts(a->header->capture_ts_us, ts);
-    r->title = dup_printf("%s at %s", who, cam);
-    r->text = dup_printf("%s seen on %s at %s (confidence %.0f%%)", who, cam, ts,
-                         (double)a->confidence * 100.0);
-    if (!r->title || !r->text) {
-        ntf_render_free(r);
-        return vg_errf(VG_ERR_NOMEM, "rendering alert %s", a->alert_id);
-    }
     struct vg_sink_alert *v = &r->view;
-    v->alert = a;
-    v->title = r->title;
-    v->text = r->text;
-    v->json = r->json;
-    v->json_len = json_len;
     v->snapshot_url = str(a->snapshot_url);
     v->clip_url = str(a->clip_url);
-    if (caps & VG_SINK_CAP_SNAPSHOT)
+    v->count = count ? count : 1;
+    struct vg_tpl_ctx c = {a, v->snapshot_url, v->clip_url, v->count};
+    const char *title = cfg->title[0] ? cfg->title : ops->default_title ? ops->default_title
+                                                                        : DEFAULT_TITLE;
+    const char *text = cfg->text[0] ? cfg->text : ops->default_text ? ops->default_text
+                                                                     : DEFAULT_TEXT;
+    const char *html = cfg->html[0] ? cfg->html : ops->default_html;
+    enum vg_tpl_escape text_esc = ops->text_escape ? ops->text_escape(cfg->settings)
+                                                   : VG_TPL_PLAIN;
+    if ((st = fill(title, &c, VG_TPL_ONE_LINE, &r->title)) != VG_OK ||
+        (st = fill(text, &c, text_esc, &r->text)) != VG_OK ||
+        (st = fill(html, &c, VG_TPL_HTML, &r->html)) != VG_OK) {
+        ntf_render_free(r);
+        return st;
+    }
+    v->alert = a;
+    v->kind = VG_SINK_KIND_ALERT;
+    v->title = r->title;
+    v->text = r->text;
+    v->html = r->html;
+    v->json = r->json;
+    v->json_len = json_len;
+    if (ops->caps & VG_SINK_CAP_SNAPSHOT)
         v->snapshot = r->snapshot = read_snapshot(v->snapshot_url, &v->snapshot_len);
     return VG_OK;
 }
@@ -85,6 +90,7 @@ void ntf_render_free(struct ntf_rendered *r)
     free(r->json);
     free(r->title);
     free(r->text);
+    free(r->html);
     free(r->snapshot);
     memset(r, 0, sizeof(*r));
 }
