@@ -7,7 +7,8 @@
 
 #define RETRY_AFTER_MAX_MS (3600LL * 1000)
 
-vg_status vg_sink_open(struct vg_sink **out, const struct vg_sink_cfg *cfg)
+vg_status vg_sink_open(struct vg_sink **out, const struct vg_sink_cfg *cfg,
+                       const struct vg_config *root)
 {
     if (!cfg->ops)
         return vg_errf(VG_ERR_CONFIG, "sink %s: type %s is not bound", cfg->name, cfg->type);
@@ -16,7 +17,7 @@ vg_status vg_sink_open(struct vg_sink **out, const struct vg_sink_cfg *cfg)
         return vg_errf(VG_ERR_NOMEM, "sink %s", cfg->name);
     s->cfg = cfg;
     s->ops = cfg->ops;
-    vg_status st = s->ops->init(&s->state, cfg);
+    vg_status st = s->ops->init(&s->state, cfg, root);
     if (st != VG_OK) {
         free(s);
         return vg_errf(st, "sink %s (%s): %s", cfg->name, cfg->type, vg_err_detail());

@@ -92,8 +92,9 @@ struct vg_sink_ops {
     int default_timeout_ms;         /* 0: no network timeout (a local file) */
     /* Validate bound settings; where is "file:line: sink NAME" for errors. */
     vg_status (*check)(const void *settings, const char *where);
-    /* State for one configured sink; cfg->settings holds the bound settings. */
-    vg_status (*init)(void **state, const struct vg_sink_cfg *cfg);
+    /* State for one configured sink; cfg->settings holds the bound settings;
+     * root is the whole configuration (aws, prefix, ...), never NULL. */
+    vg_status (*init)(void **state, const struct vg_sink_cfg *cfg, const struct vg_config *root);
     /* One attempt, at most cfg->timeout_ms long. */
     void (*deliver)(void *state, const struct vg_sink_alert *a, struct vg_sink_result *r);
     void (*cleanup)(void *state);
@@ -119,7 +120,8 @@ struct vg_sink {
     void *state;
 };
 
-vg_status vg_sink_open(struct vg_sink **out, const struct vg_sink_cfg *cfg);
+vg_status vg_sink_open(struct vg_sink **out, const struct vg_sink_cfg *cfg,
+                       const struct vg_config *root);
 void vg_sink_close(struct vg_sink *s);
 /* One attempt; the result is always filled in. */
 void vg_sink_deliver(struct vg_sink *s, const struct vg_sink_alert *a, struct vg_sink_result *r);

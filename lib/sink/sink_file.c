@@ -137,8 +137,10 @@ static vg_status file_check(const void *settings, const char *where)
 }
 
 /* The settings live in the configuration, which outlives the sink. */
-static vg_status file_init(void **state, const struct vg_sink_cfg *cfg)
+static vg_status file_init(void **state, const struct vg_sink_cfg *cfg,
+                          const struct vg_config *root)
 {
+    (void)root;
     *state = (void *)cfg->settings;
     return VG_OK;
 }

@@ -268,8 +268,10 @@ static vg_status webhook_check(const void *settings, const char *where)
     return VG_OK;
 }
 
-static vg_status webhook_init(void **state, const struct vg_sink_cfg *cfg)
+static vg_status webhook_init(void **state, const struct vg_sink_cfg *cfg,
+                             const struct vg_config *root)
 {
+    (void)root;
     struct webhook *w = calloc(1, sizeof(*w));
     if (!w || !(w->curl = curl_easy_init())) {
         free(w);

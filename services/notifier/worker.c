@@ -77,7 +77,7 @@ vg_status ntf_worker_open(struct ntf *n, struct ntf_worker *w, const struct vg_s
     snprintf(w->token, sizeof(w->token), "%s/%s", vg_producer(), cfg->name);
     ntf_backoff_init(&w->backoff, 0);
     make_metrics(&w->m, cfg->name);
-    vg_status st = vg_sink_open(&w->sink, cfg);
+    vg_status st = vg_sink_open(&w->sink, cfg, n->cfg);
     if (st == VG_OK)
         st = vg_redis_create(&w->redis, n->cfg->redis_url, REDIS_TIMEOUT_MS);
     if (st == VG_OK)

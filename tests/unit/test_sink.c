@@ -131,7 +131,7 @@ static void test_file_sink_appends_lines(void **state)
     snprintf(text, sizeof(text), "notifier:\n  sinks:\n    - {name: out, type: file, path: %s}\n",
              path);
     assert_int_equal(parse(text), VG_OK);
-    assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0]), VG_OK);
+    assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0], &cfg), VG_OK);
     deliver_json(s, "{\"alert_id\":\"1\"}", &r);
     assert_int_equal(r.verdict, VG_SINK_DELIVERED);
     deliver_json(s, "{\"alert_id\":\"2\"}", &r);
@@ -154,7 +154,7 @@ static void test_file_failure_is_transient(void **state)
     assert_int_equal(parse("notifier:\n  sinks:\n"
                            "    - {name: bad, type: file, path: /dev/null/not-a-dir/x}\n"),
                      VG_OK);
-    assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0]), VG_OK);
+    assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0], &cfg), VG_OK);
     deliver_json(s, "{}", &r);
     assert_int_equal(r.verdict, VG_SINK_RETRY);
     assert_non_null(strstr(r.error, "/dev/null"));
