@@ -94,6 +94,11 @@ struct vg_counter *vg_gauge_get(const char *name, const char *help)
     return get(name, NULL, help, GAUGE);
 }
 
+struct vg_counter *vg_gauge_get_labeled(const char *name, const char *labels, const char *help)
+{
+    return get(name, labels, help, GAUGE);
+}
+
 struct vg_histogram *vg_histogram_get(const char *name, const char *help)
 {
     struct vg_counter *m = get(name, NULL, help, HISTOGRAM);

@@ -16,6 +16,8 @@ struct vg_counter *vg_counter_get(const char *name, const char *help);
 struct vg_counter *vg_counter_get_labeled(const char *name, const char *labels,
                                           const char *help);
 struct vg_counter *vg_gauge_get(const char *name, const char *help);
+/* A gauge of a family with labels ("vigil_notifier_arm_mode", "mode=\"away\""). */
+struct vg_counter *vg_gauge_get_labeled(const char *name, const char *labels, const char *help);
 void vg_counter_add(struct vg_counter *c, uint64_t n);
 void vg_counter_inc(struct vg_counter *c);
 void vg_gauge_set(struct vg_counter *g, int64_t v);

@@ -138,6 +138,37 @@ static void retry_later(struct ntf_worker *w, const struct job *j, unsigned atte
     publish_delivery(w, j, VIGIL__V1__DELIVERY__OUTCOME__RETRYING, attempts, r->error, 0, delay);
 }
 
+const char *const ntf_skip_reasons[] = {"rule", "arm_mode", "quiet_hours", "rate_limit",
+                                        "incident", NULL};
+
+/* Not for this sink, on purpose: acknowledged, counted, and recorded. */
+static void skipped(struct ntf_worker *w, const struct job *j, const struct ntf_skip *s)
+{
+    Vigil__V1__Delivery d = VIGIL__V1__DELIVERY__INIT;
+    Vigil__V1__Header h = VIGIL__V1__HEADER__INIT;
+    char subject[NTF_SUBJECT_MAX];
+    ack(w, j);
+    for (int i = 0; ntf_skip_reasons[i]; i++)
+        if (!strcmp(ntf_skip_reasons[i], s->reason))
+            vg_counter_inc(w->m.skipped[i]);
+    VG_INFO("alert.skipped", j->camera, "alert %s not sent to %s (%s): %s", j->a->alert_id,
+            w->cfg->name, s->reason, s->note);
+    vg_header_follow(&h, j->a->header);
+    d.header = &h;
+    d.alert_id = j->a->alert_id;
+    d.sink = (char *)w->cfg->name;
+    d.sink_type = (char *)w->cfg->type;
+    d.outcome = VIGIL__V1__DELIVERY__OUTCOME__SKIPPED;
+    d.delivery = (uint32_t)j->meta.delivered;
+    d.error = "";
+    d.reason = (char *)s->reason;
+    d.note = (char *)s->note;
+    vg_subject(subject, sizeof(subject), w->n->cfg->prefix, "deliveries", j->camera);
+    if (vg_bus_publish(w->n->bus, subject, &d.base) != VG_OK)
+        VG_WARN("delivery.publish_failed", j->camera, "alert %s sink %s: %s", j->a->alert_id,
+                w->cfg->name, vg_err_detail());
+}
+
 /* ---- attempts ---- */
 
 /* Sleep, keeping the unsettled messages alive; non-zero when stopping. */
@@ -180,7 +211,12 @@ static void deliver(struct ntf_worker *w, const struct job *j)
     struct vg_sink_result r;
     unsigned attempts = 0;
     int64_t held_ms = 0;
+    struct ntf_skip skip;
 
+    if (ntf_gate_before_claim(w, j->a, &skip)) {
+        skipped(w, j, &skip);
+        return;
+    }
     switch (ntf_claim(w, j->a->alert_id, &held_ms)) {
     case NTF_DONE:
         ack(w, j);
@@ -201,6 +237,11 @@ static void deliver(struct ntf_worker *w, const struct job *j)
     case NTF_CLAIMED:
     case NTF_UNKNOWN:
         break;
+    }
+    if (ntf_gate_after_claim(w, j->a, &skip)) {
+        ntf_claim_release(w, j->a->alert_id);
+        skipped(w, j, &skip);
+        return;
     }
     vg_status st = ntf_render(&rd, j->a, w->cfg, 1);
     if (st != VG_OK) {

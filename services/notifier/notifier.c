@@ -40,9 +40,13 @@ static vg_status check_budget(const struct vg_config *cfg, const struct vg_sink_
 
 static vg_status ntf_check(const struct vg_config *cfg)
 {
+    static struct vg_routing routing;   /* large; --check runs it once */
     /* With no sink every alert would be kept forever and reach nobody. */
     if (cfg->notifier.n_sinks <= 0)
         return vg_errf(VG_ERR_CONFIG, "notifier.sinks: at least one sink is required");
+    vg_status rs = vg_routing_load(&routing, cfg);
+    if (rs != VG_OK)
+        return rs;
     for (int i = 0; i < cfg->notifier.n_sinks; i++) {
         vg_status st = check_budget(cfg, &cfg->notifier.sinks[i]);
         if (st != VG_OK)
@@ -87,6 +91,8 @@ static void ntf_free(struct ntf *n)
         ntf_worker_close(&n->workers[i]);
     if (n->curl_ready)
         curl_global_cleanup();
+    if (n->arm_lock_ready)
+        pthread_mutex_destroy(&n->arm_lock);
     free(n);
 }
 
@@ -129,7 +135,9 @@ static vg_status ntf_init(struct vg_svc *svc, void **state)
         goto out;
     }
     n->curl_ready = 1;
-    if ((st = ntf_check(n->cfg)) != VG_OK || (st = ensure_streams(n)) != VG_OK ||
+    if ((st = ntf_check(n->cfg)) != VG_OK ||
+        (st = vg_routing_load(&n->routing, n->cfg)) != VG_OK ||
+        (st = ntf_arm_start(n)) != VG_OK || (st = ensure_streams(n)) != VG_OK ||
         (st = open_workers(n)) != VG_OK)
         goto out;
     vg_svc_set_ready(svc, 1);
@@ -149,7 +157,7 @@ static vg_status ntf_run(struct vg_svc *svc, void *state)
 {
     struct ntf *n = state;
     while (!vg_svc_sleep_ms(svc, 1000))
-        ;
+        ntf_arm_refresh(n);
     /* Unbound before the connection drains: a pull subscription's drain
      * waits for a status message of its last fetch that nobody reads. */
     for (int i = 0; i < n->n_workers; i++)

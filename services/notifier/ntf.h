@@ -4,6 +4,9 @@
  *   notifier.c  the service: streams, sinks, workers, their threads
  *   worker.c    one sink's loop: fetch, deliver, settle, keep leases alive
  *   deliver.c   one alert to one sink: claim, attempts, outcome
+ *   gate.c      whether the sink gets it at all: routing, incidents, rate limit
+ *   ratelimit.c the per-sink rate limit and its summary
+ *   arm_watch.c the arm mode, from Redis and <prefix>.control.arm
  *   claim.c     the Redis lease and done mark (no parallel or repeated sends)
  *   dlq.c       dead letters, and the server's max-deliveries advisory
  *   render.c    the alert as sinks receive it */
@@ -20,6 +23,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "redis.h"
+#include "routing.h"
 #include "sink/sink.h"
 #include "svc.h"
 
@@ -39,12 +43,26 @@ struct ntf_metrics {
     struct vg_counter *malformed;
     struct vg_counter *idem_unavailable;
     struct vg_counter *skipped_replays; /* a replay meant for another sink */
+    struct vg_counter *skipped[5];      /* by reason: rule, arm_mode, quiet_hours,
+                                         * rate_limit, incident (ntf_skip_reasons) */
+    struct vg_counter *rate_summaries;
+    struct vg_counter *rate_unavailable;
+};
+
+extern const char *const ntf_skip_reasons[];
+
+/* An alert a sink does not get, and why (Delivery.reason and .note). */
+struct ntf_skip {
+    const char *reason;
+    char note[VG_ROUTE_NOTE_MAX];
 };
 
 struct ntf;
 
 struct ntf_worker {
     struct ntf *n;
+    int index;                          /* in notifier.sinks (routing's sink bits) */
+    int64_t rate_next_check_us;         /* the next look for a summary to send */
     struct vg_sink *sink;
     const struct vg_sink_cfg *cfg;
     struct vg_consumer *consumer;
@@ -70,6 +88,13 @@ struct ntf {
     int n_workers;
     struct ntf_worker workers[VG_MAX_SINKS];
     struct vg_histogram *latency;
+    struct vg_routing routing;
+    pthread_mutex_t arm_lock;
+    int arm_lock_ready;
+    int arm_mode;                       /* index into routing.modes */
+    int64_t arm_refreshed_us;
+    struct vg_counter *arm_gauges[VG_ROUTE_MAX_MODES];
+    struct vg_counter *arm_unknown;
     int curl_ready;
     _Atomic int quit;                   /* workers stop (start-up failed, shutting down) */
     int64_t touch_every_us;
@@ -96,6 +121,22 @@ void ntf_keepalive(struct ntf_worker *w);
 void ntf_handle_msg(struct ntf_worker *w, natsMsg *msg);
 /* Give a message back at once (stopping, not started). */
 void ntf_hand_back_now(struct ntf_worker *w, natsMsg *msg);
+
+/* gate.c: 1 when the sink does not get the alert (s says why). Before
+ * the claim: routing and the incidents policy (no Redis); after it: the
+ * one escalation per incident and the rate limit. */
+int ntf_gate_before_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s);
+int ntf_gate_after_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s);
+
+/* ratelimit.c: 1 to send; 0 held back (note says why). */
+int ntf_rate_take(struct ntf_worker *w, const Vigil__V1__Alert *a, char *note, size_t cap);
+/* From the worker's loop: send the summary of held-back alerts when due. */
+void ntf_rate_tick(struct ntf_worker *w);
+
+/* arm_watch.c */
+vg_status ntf_arm_start(struct ntf *n);
+int ntf_arm_mode(struct ntf *n);
+void ntf_arm_refresh(struct ntf *n);    /* from the main loop; reads Redis every few s */
 
 /* claim.c */
 enum ntf_claim {

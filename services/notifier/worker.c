@@ -39,6 +39,16 @@ static void make_metrics(struct ntf_metrics *m, const char *s)
                                   "Claims or done marks lost because Redis was unavailable");
     m->skipped_replays = counter(s, "vigil_notifier_replays_skipped_total",
                                  "Replayed dead letters meant for another sink");
+    for (int i = 0; ntf_skip_reasons[i]; i++) {
+        char labels[128];
+        snprintf(labels, sizeof(labels), "sink=\"%s\",reason=\"%s\"", s, ntf_skip_reasons[i]);
+        m->skipped[i] = vg_counter_get_labeled("vigil_notifier_skipped_total", labels,
+                                               "Alerts not sent to the sink on purpose, by reason");
+    }
+    m->rate_summaries = counter(s, "vigil_notifier_rate_summaries_total",
+                                "Summaries of alerts a rate limit held back");
+    m->rate_unavailable = counter(s, "vigil_notifier_rate_limit_unavailable_total",
+                                  "Alerts sent without their rate limit because Redis was down");
 }
 
 /* A sink's new consumer starts where the old single consumer stood
@@ -73,6 +83,7 @@ vg_status ntf_worker_open(struct ntf *n, struct ntf_worker *w, const struct vg_s
     };
     w->n = n;
     w->cfg = cfg;
+    w->index = (int)(cfg - n->cfg->notifier.sinks);
     snprintf(w->durable, sizeof(w->durable), "notifier-%s", cfg->name);
     snprintf(w->token, sizeof(w->token), "%s/%s", vg_producer(), cfg->name);
     ntf_backoff_init(&w->backoff, 0);
@@ -135,6 +146,7 @@ static void *worker_main(void *arg)
         if (list.Count > 0)
             handle_batch(w, &list);
         natsMsgList_Destroy(&list);
+        ntf_rate_tick(w);
     }
     return NULL;
 }

@@ -36,5 +36,7 @@ int ctl_faces_is_aws_form(int argc, char **argv);
 vg_status ctl_face_crop_photo(struct ctl *c, const char *path, uint8_t **jpeg, size_t *len);
 /* "aws whoami" and "faces ..." */
 int ctl_cmd_aws(struct ctl *c, int argc, char **argv);
+/* "arm [MODE]": show or set the arm mode. */
+int ctl_cmd_arm(struct ctl *c, int argc, char **argv);
 
 #endif

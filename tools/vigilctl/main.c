@@ -9,6 +9,7 @@
 #include "ctl.h"
 #include "detect/chain.h"
 #include "log.h"
+#include "routing.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -38,6 +39,9 @@ static void usage(FILE *f)
             "  dlq replay [--sink S] [--seq N]\n"
             "        deliver dead letters again (to the sink that gave up only), then\n"
             "        remove them from the dead-letter queue\n"
+            "  arm [MODE]\n"
+            "        show the arm mode, or set it (off, home, away, or one named in\n"
+            "        routing.modes); notifiers switch at once, routing rules follow it\n"
             "  cameras\n"
             "        print the configured camera ids, one per line\n"
             "  aws whoami\n"
@@ -84,6 +88,13 @@ static int check_config(struct ctl *c, const char *config)
         return 2;
     }
     vg_detect_settings_destroy(s);
+    struct vg_routing *rt = calloc(1, sizeof(*rt));
+    vg_status rs = rt ? vg_routing_load(rt, &c->cfg) : VG_ERR_NOMEM;
+    free(rt);
+    if (rs != VG_OK) {
+        fprintf(stderr, "vigilctl: %s\n", vg_err_detail());
+        return 2;
+    }
     printf("%s: ok (%d cameras, %d sinks)\n", config ? config : "defaults", c->cfg.n_cameras,
            c->cfg.notifier.n_sinks);
     return 0;
@@ -139,6 +150,8 @@ int main(int argc, char **argv)
         rc = ctl_cmd_faces(c, cargc, cargv);
     else if (!strcmp(cmd, "aws") || !strcmp(cmd, "faces"))
         rc = ctl_cmd_aws(c, cargc, cargv);
+    else if (!strcmp(cmd, "arm"))
+        rc = ctl_cmd_arm(c, cargc, cargv);
     else if (!strcmp(cmd, "dlq"))
         rc = ctl_cmd_dlq(c, cargc, cargv);
     else if (!strcmp(cmd, "summary"))

@@ -1,0 +1,74 @@
+/* Whether a sink should get an alert at all, before it is sent: the
+ * routing rules in the current arm mode, the sink's incidents policy, and
+ * its rate limit. Every "no" carries a reason and a sentence, which go into
+ * the Delivery record so "why did I not get this?" has an answer. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "ntf.h"
+#include "timeutil.h"
+
+#define ESCALATION_TTL_S (2 * 86400)
+
+static int first_of_incident(const Vigil__V1__Alert *a)
+{
+    return !a->incident_id || !*a->incident_id || !strcmp(a->incident_id, a->alert_id);
+}
+
+int ntf_gate_before_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s)
+{
+    struct vg_route_verdict v;
+    memset(s, 0, sizeof(*s));
+    vg_route(&w->n->routing, w->index, w->cfg->name, ntf_arm_mode(w->n), a, vg_now_us(), &v);
+    if (!v.send) {
+        s->reason = v.reason;
+        snprintf(s->note, sizeof(s->note), "%s", v.note);
+        return 1;
+    }
+    if (w->cfg->incidents == VG_SINK_INCIDENTS_ALL || first_of_incident(a))
+        return 0;
+    if (w->cfg->incidents == VG_SINK_INCIDENTS_ESCALATE && a->escalation && *a->escalation)
+        return 0;   /* decided after the claim: at most one per incident */
+    s->reason = "incident";
+    snprintf(s->note, sizeof(s->note), "part of incident %s, and sink %s takes only %s",
+             a->incident_id, w->cfg->name,
+             w->cfg->incidents == VG_SINK_INCIDENTS_FIRST
+                 ? "its first alert (incidents: first)"
+                 : "its first alert and one escalation (incidents: escalate)");
+    return 1;
+}
+
+/* The one escalation an "escalate" sink gets of an incident: the first
+ * alert id to take the mark keeps it (a redelivery of that alert passes). */
+static int escalation_taken(struct ntf_worker *w, const Vigil__V1__Alert *a)
+{
+    char key[256];
+    redisReply *rep = NULL;
+    snprintf(key, sizeof(key), "%s:ntf:%s:escalated:%s", w->n->cfg->prefix, w->cfg->name,
+             a->incident_id);
+    if (vg_redis_cmd(w->redis, &rep, "SET %s %s NX EX %d GET", key, a->alert_id,
+                     ESCALATION_TTL_S) != VG_OK)
+        return 0;   /* Redis down: rather one update too many than none */
+    int taken = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, a->alert_id) != 0;
+    freeReplyObject(rep);
+    return taken;
+}
+
+int ntf_gate_after_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (w->cfg->incidents == VG_SINK_INCIDENTS_ESCALATE && !first_of_incident(a) &&
+        escalation_taken(w, a)) {
+        s->reason = "incident";
+        snprintf(s->note, sizeof(s->note), "incident %s escalated to sink %s once already "
+                 "(%s now); one update per incident", a->incident_id, w->cfg->name,
+                 a->escalation);
+        return 1;
+    }
+    if (!ntf_rate_take(w, a, s->note, sizeof(s->note))) {
+        s->reason = "rate_limit";
+        return 1;
+    }
+    return 0;
+}
