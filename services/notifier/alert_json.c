@@ -121,6 +121,17 @@ static void build(struct builder *b, const Vigil__V1__Alert *a)
         put(b, "face_id", str(a->face_id));
     if (a->n_profile)
         put(b, "profile", profile(a));
+    if (a->n_zones) {
+        json_t *z = json_array();
+        for (size_t i = 0; z && i < a->n_zones; i++)
+            if (json_array_append_new(z, str(a->zones[i])) != 0)
+                b->failed = 1;
+        put(b, "zones", z);
+    }
+    if (a->incident_id && a->incident_id[0])
+        put(b, "incident_id", str(a->incident_id));
+    if (a->escalation && a->escalation[0])
+        put(b, "escalation", str(a->escalation));
     put(b, "snapshot_url", str(a->snapshot_url));
     put(b, "clip_url", str(a->clip_url));
     put(b, "key", str(a->key));

@@ -5,6 +5,7 @@
  * held back, which takes a slot like any alert. Both steps are one Lua call
  * each, so replicas neither overshoot the limit nor send two summaries.
  * Redis down: alerts go out (a limit is a courtesy, losing alerts is not). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,24 @@ static vg_status summary_text(struct ntf_worker *w, const struct held *h, char *
     return VG_OK;
 }
 
+/* What machine sinks (file, webhook, ...) receive for a summary. */
+static char *summary_json(const struct ntf_worker *w, const struct held *h, const char *id,
+                          const char *title, const char *text, size_t *len)
+{
+    char from[NTF_TS_MAX], to[NTF_TS_MAX];
+    ntf_format_ts(h->first_ms * 1000, from);
+    ntf_format_ts(h->last_ms * 1000, to);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "kind", "summary",
+                          "alert_id", id, "sink", w->cfg->name, "rate_limit", w->cfg->rate_limit,
+                          "held_back", (json_int_t)h->count, "first_ts", from, "last_ts", to,
+                          "last_camera", h->camera, "last_label", h->label, "title", title,
+                          "text", text);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    *len = s ? strlen(s) : 0;
+    return s;
+}
+
 static void restore(struct ntf_worker *w, const struct keys *k, const struct held *h)
 {
     char n[24], f[24], l[24], ttl[24];
@@ -211,8 +230,8 @@ static void send_summary(struct ntf_worker *w, const struct keys *k, const struc
     a.key = "summary";
     a.label = "summary";
     if (summary_text(w, h, &title, &text, &html) != VG_OK ||
-        ntf_alert_json(&a, &json, &json_len) != VG_OK) {
-        vg_sink_fail(&r, VG_SINK_RETRY, "%s", vg_err_detail());
+        !(json = summary_json(w, h, id, title, text, &json_len))) {
+        vg_sink_fail(&r, VG_SINK_RETRY, "summary: out of memory");
     } else {
         struct vg_sink_alert v = {
             .alert = &a, .kind = VG_SINK_KIND_SUMMARY, .title = title, .text = text,
