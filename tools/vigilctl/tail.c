@@ -27,9 +27,13 @@ static int print_brief(const ProtobufCMessage *m)
         const ProtobufCEnumValue *o =
             protobuf_c_enum_descriptor_get_value(&vigil__v1__delivery__outcome__descriptor,
                                                  d->outcome);
-        printf("%s DELIVERY %-10s %-8s %s -> %s (%u attempts, %.0f ms)%s%s\n", ts,
-               d->header->camera_id, o ? o->name : "?", d->alert_id, d->sink, d->attempts,
-               (double)d->latency_us / 1000, d->error[0] ? "  " : "", d->error);
+        if (d->outcome == VIGIL__V1__DELIVERY__OUTCOME__SKIPPED)
+            printf("%s DELIVERY %-10s %-8s %s -> %s (%s: %s)\n", ts, d->header->camera_id,
+                   "SKIPPED", d->alert_id, d->sink, d->reason, d->note);
+        else
+            printf("%s DELIVERY %-10s %-8s %s -> %s (%u attempts, %.0f ms)%s%s\n", ts,
+                   d->header->camera_id, o ? o->name : "?", d->alert_id, d->sink, d->attempts,
+                   (double)d->latency_us / 1000, d->error[0] ? "  " : "", d->error);
     } else if (m->descriptor == &vigil__v1__camera_status__descriptor) {
         const Vigil__V1__CameraStatus *c = (const Vigil__V1__CameraStatus *)m;
         const ProtobufCEnumValue *st = protobuf_c_enum_descriptor_get_value(
