@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_METRICS 128
+#define MAX_METRICS 1024
 #define N_BUCKETS 12
 
 /* Upper bounds in µs; the +Inf bucket is implicit. */

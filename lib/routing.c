@@ -2,6 +2,7 @@
  * one sink, with the reason when it is not sent. */
 #include "routing.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +440,17 @@ static const char *filter_miss(const struct vg_route_rule *ru, const Vigil__V1__
 
 enum stage { ST_MODE, ST_FILTER, ST_SCHEDULE, ST_QUIET, ST_SEND };
 
+/* A note may be cut at VG_ROUTE_NOTE_MAX; that is fine for a sentence. */
+static void note(struct vg_route_verdict *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note(struct vg_route_verdict *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->note, sizeof(v->note), fmt, ap);
+    va_end(ap);
+}
+
 void vg_route(const struct vg_routing *r, int sink, const char *sink_name, int mode,
               const Vigil__V1__Alert *a, int64_t now_us, struct vg_route_verdict *v)
 {
@@ -484,24 +496,24 @@ void vg_route(const struct vg_routing *r, int sink, const char *sink_name, int m
                     n += (size_t)snprintf(modes + n, sizeof(modes) - n, "%s%s", n ? ", " : "",
                                           r->modes[m]);
             v->reason = "arm_mode";
-            snprintf(v->note, sizeof(v->note), "arm mode is %s; %s sends to %s only in %s",
+            note(v, "arm mode is %s; %s sends to %s only in %s",
                      mode >= 0 ? r->modes[mode] : "unknown", ru->name, sink_name, modes);
             break;
         }
         case ST_FILTER:
             v->reason = "rule";
-            snprintf(v->note, sizeof(v->note), "%s: %s", ru->name, why);
+            note(v, "%s: %s", ru->name, why);
             break;
         case ST_SCHEDULE:
             span_text(&ru->when, span, sizeof(span));
             v->reason = "rule";
-            snprintf(v->note, sizeof(v->note), "%s applies %s; it was %s %02d:%02d", ru->name,
+            note(v, "%s applies %s; it was %s %02d:%02d", ru->name,
                      span, day_names[tm.tm_wday], tm.tm_hour, tm.tm_min);
             break;
         case ST_QUIET:
             span_text(&ru->quiet, span, sizeof(span));
             v->reason = "quiet_hours";
-            snprintf(v->note, sizeof(v->note), "%s: quiet hours %s (it was %02d:%02d)",
+            note(v, "%s: quiet hours %s (it was %02d:%02d)",
                      ru->name, span, tm.tm_hour, tm.tm_min);
             break;
         case ST_SEND:

@@ -212,7 +212,8 @@ vg_status vg_sns_publish(struct vg_aws *a, const struct vg_sns_message *m,
     if ((st = build_form(m, &fm)) != VG_OK)
         goto out;
     struct vg_aws_request q = {
-        .api = api, .service = "sns", .endpoint_id = "SNS", .method = "POST", .path = "/",
+        .api = api, .service = "sns", .endpoint_id = "SNS",
+        .endpoint = m->endpoint && *m->endpoint ? m->endpoint : NULL, .method = "POST", .path = "/",
         .content_type = "application/x-www-form-urlencoded; charset=utf-8",
         .body = fm.buf, .body_len = fm.len,
     };

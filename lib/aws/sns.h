@@ -32,6 +32,10 @@ struct vg_sns_message {
     const char *message;        /* UTF-8, non-empty */
     const struct vg_sns_attr *attrs;
     size_t n_attrs;             /* 0..VG_SNS_MAX_ATTRS */
+    const char *endpoint;       /* "scheme://host[:port]" (no path) that overrides the
+                                 * endpoint resolution (AWS_ENDPOINT_URL_SNS,
+                                 * AWS_ENDPOINT_URL, sns.<region>.amazonaws.com); NULL or
+                                 * "": that resolution */
 };
 
 /* Publish; message_id receives the id SNS gave the message. Thread-safe;

@@ -8,10 +8,23 @@
 
 extern const struct vg_sink_ops vg_sink_file;
 extern const struct vg_sink_ops vg_sink_webhook;
+extern const struct vg_sink_ops vg_sink_sns;
+extern const struct vg_sink_ops vg_sink_telegram;
+extern const struct vg_sink_ops vg_sink_smtp;
+extern const struct vg_sink_ops vg_sink_iot;
+extern const struct vg_sink_ops vg_sink_kinesis;
+extern const struct vg_sink_ops vg_sink_mqtt;
 
+/* In the order of docs/sinks/ (and of "known: ..." in errors). */
 const struct vg_sink_ops *const vg_sink_types[] = {
     &vg_sink_file,
     &vg_sink_webhook,
+    &vg_sink_sns,
+    &vg_sink_telegram,
+    &vg_sink_smtp,
+    &vg_sink_iot,
+    &vg_sink_kinesis,
+    &vg_sink_mqtt,
     NULL,
 };
 

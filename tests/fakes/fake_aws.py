@@ -526,6 +526,7 @@ METADATA_SERVICES = ("imds", "container")
 FACE_MODEL_VERSION = "6.0"
 LABEL_MODEL_VERSION = "3.0"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
+SMS_MAX_CHARS = 1600            # characters of one SMS publish (SNS splits it into segments)
 JPEG_MAGIC = b"\xff\xd8"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FACE_BOX = {"Width": 0.25, "Height": 0.4, "Left": 0.375, "Top": 0.2}
@@ -1386,7 +1387,7 @@ class Handler(fakeserver.Handler):
         if len(message.encode("utf-8")) > 262144:
             raise ApiError("InvalidParameter", "Invalid parameter: Message too long")
         subject = p.get("Subject")
-        if subject is not None and (not subject or len(subject) > 100
+        if subject is not None and (not subject or len(subject) >= 100
                                     or any(c in subject for c in "\r\n")
                                     or not subject.isprintable()):
             raise ApiError("InvalidParameter", "Invalid parameter: Subject")
@@ -1422,6 +1423,8 @@ class Handler(fakeserver.Handler):
             raise ApiError("InvalidParameter", f"Invalid parameter: PhoneNumber Reason: "
                                                f"{phone} is not valid to publish to")
         attrs = self._sns_attributes(p)
+        if phone:
+            self._sns_sms_checks(message, attrs)
         msg_id = str(uuid.uuid4())
         entry = {"MessageId": msg_id, "TopicArn": p.get("TopicArn"),
                  "TargetArn": p.get("TargetArn"), "PhoneNumber": phone, "Subject": subject,
@@ -1437,6 +1440,20 @@ class Handler(fakeserver.Handler):
                             f"<MessageId>{msg_id}</MessageId>{extra}</PublishResult>"
                             f"<ResponseMetadata><RequestId>{self._request_id}</RequestId>"
                             f"</ResponseMetadata></PublishResponse>")
+
+    @staticmethod
+    def _sns_sms_checks(message: str, attrs: dict):
+        """What SNS checks of a direct SMS publish: at most 1600 characters in
+        one publish, and the documented values of the AWS.SNS.SMS.* attributes."""
+        if len(message) > SMS_MAX_CHARS:
+            raise ApiError("InvalidParameter", f"Invalid parameter: Message too long for SMS "
+                                               f"({len(message)} characters; at most "
+                                               f"{SMS_MAX_CHARS})")
+        sms_type = attrs.get("AWS.SNS.SMS.SMSType", {}).get("StringValue")
+        if sms_type is not None and sms_type not in ("Promotional", "Transactional"):
+            raise ApiError("InvalidParameterValue", "The message attribute "
+                                                    "'AWS.SNS.SMS.SMSType' has an invalid value "
+                                                    f"'{sms_type}': Promotional or Transactional")
 
     @staticmethod
     def _sns_attributes(p) -> dict:

@@ -72,7 +72,7 @@ static void test_binds_common_and_own_keys(void **state)
 static void test_config_errors(void **state)
 {
     assert_error("notifier:\n  sinks:\n    - {name: s, type: pager}\n",
-                 "test.yaml:3: sink \"s\" has unknown type \"pager\" (known: file, webhook)");
+                 "test.yaml:3: sink \"s\" has unknown type \"pager\" (known: file, webhook, sns, telegram, smtp, iot, kinesis, mqtt)");
     assert_error("notifier:\n  sinks:\n    - {name: s}\n", "test.yaml:3: sink needs a type");
     assert_error("notifier:\n  sinks:\n    - {name: s, type: file}\n",
                  "test.yaml:3: sink s: a file sink needs a path");
