@@ -156,6 +156,7 @@ static const struct field dedupe_fields[] = {
     INT("person_window_s", struct vg_config, dedupe.person_window_s, 1, 86400),
     BOOL("unknown_faces", struct vg_config, dedupe.unknown_faces),
     INT("identity_wait_ms", struct vg_config, dedupe.identity_wait_ms, 0, 10000),
+    INT("incident_gap_s", struct vg_config, dedupe.incident_gap_s, 0, 86400),
     MAP("health", dedupe_health_fields),
     END,
 };
@@ -270,6 +271,7 @@ void vg_cfg_defaults(struct vg_config *cfg)
     cfg->dedupe.max_labels = 32;
     cfg->dedupe.person_window_s = 3600;
     cfg->dedupe.identity_wait_ms = 1500;
+    cfg->dedupe.incident_gap_s = 120;
     cfg->dedupe.health.enabled = 1;
     cfg->dedupe.health.offline_after_s = 30;
     cfg->dedupe.health.online_after_s = 10;

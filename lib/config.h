@@ -174,6 +174,7 @@ struct vg_config {
         int person_window_s;    /* one alert per camera + known person (or unknown) */
         int unknown_faces;      /* unmatched faces alert as camera + "unknown" */
         int identity_wait_ms;   /* a person label with faces waits this long for them */
+        int incident_gap_s;     /* an incident ends after this long without a sighting; 0: none */
         struct {
             int enabled;        /* camera_offline / camera_online alerts from CameraStatus */
             int offline_after_s;/* down (not ONLINE, no frame progress, no status) this long */

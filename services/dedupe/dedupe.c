@@ -25,6 +25,12 @@
  * otherwise it is handled alone once every face is answered or the wait is
  * over. Detections without faces take the path they always took.
  *
+ * Incidents (incident.h): an alert from a window opened in Redis opens or
+ * joins its camera's incident before it is published (incident_id,
+ * escalation, incident_count); suppressed sightings are added up in memory
+ * and flushed to the incident once a second per camera, so they still cost
+ * no Redis call each. Fail-open alerts have no incident.
+ *
  * Camera health (health.h) rides along: every replica sees every
  * CameraStatus and alerts camera_offline / camera_online through the same
  * outbox. */
@@ -37,6 +43,7 @@
 
 #include "fault.h"
 #include "health.h"
+#include "incident.h"
 #include "join.h"
 #include "log.h"
 #include "metrics.h"
@@ -69,6 +76,7 @@ struct dd {
     struct dd_join *join;           /* person labels waiting for their identities */
     struct dd_outbox *out;
     struct dd_health *health;       /* NULL: dedupe.health.enabled is false */
+    struct dd_incidents *inc;       /* NULL: dedupe.incident_gap_s is 0 */
     size_t win_entries, pwin_entries;   /* for the local windows gauge */
     uint64_t join_full_seen;            /* run loop only */
     int max_labels;
@@ -95,6 +103,8 @@ struct sighting {
     const char *display_name;
     const char *face_id;
     const char *snapshot_url;
+    char **zones;                   /* the label's zones (identities: none) */
+    size_t n_zones;
     Vigil__V1__Alert__ProfileEntry **profile;
     size_t n_profile;
     int window_s;
@@ -112,6 +122,9 @@ struct held {
     int has_box;
     Vigil__V1__Box box;
     char *snapshot_url;             /* NULL: none */
+    size_t n_zones;
+    char zone_names[VG_MAX_ZONES][VG_NAME_MAX];
+    char *zones[VG_MAX_ZONES];
     char key[256];
 };
 
@@ -130,6 +143,8 @@ static void fill_alert(struct dd *d, const struct sighting *s, Vigil__V1__Alert 
     a->display_name = (char *)(s->display_name ? s->display_name : "");
     a->face_id = (char *)(s->face_id ? s->face_id : "");
     a->snapshot_url = (char *)(s->snapshot_url ? s->snapshot_url : "");
+    a->zones = s->zones;
+    a->n_zones = s->n_zones;
     a->profile = s->profile;
     a->n_profile = s->n_profile;
     a->window_s = (uint32_t)(s->window_s ? s->window_s : d->cfg->dedupe.window_s);
@@ -177,8 +192,10 @@ static void published(struct dd *d, const struct sighting *s, const Vigil__V1__A
 {
     vg_counter_inc(d->alerts);
     vg_histogram_observe_us(d->latency, vg_now_us() - s->header->capture_ts_us);
-    VG_INFO("alert.published", s->header->camera_id, "%s alert %s (%s %.2f)%s", s->key,
-            a->alert_id, s->label, s->confidence, a->fail_open ? " fail-open" : "");
+    VG_INFO("alert.published", s->header->camera_id, "%s alert %s (%s %.2f)%s%s%s%s%s", s->key,
+            a->alert_id, s->label, s->confidence, a->fail_open ? " fail-open" : "",
+            a->incident_id[0] ? " incident " : "", a->incident_id,
+            a->escalation[0] ? " " : "", a->escalation);
 }
 
 static void not_published(struct dd *d, struct dd_windows *w, const struct sighting *s,
@@ -224,6 +241,8 @@ static int decide(struct dd *d, struct dd_windows *w, const struct sighting *s,
     update_window_metrics(d, w);
     if (*v == DD_SUPPRESS) {
         vg_counter_inc(d->suppressed);
+        dd_incidents_sighting(d->inc, s->header, s->label, s->confidence, s->snapshot_url,
+                              vg_mono_us());
         VG_DEBUG("alert.suppressed", cam, "%s inside its window", s->key);
         return 0;
     }
@@ -239,13 +258,27 @@ static int decide(struct dd *d, struct dd_windows *w, const struct sighting *s,
     return 1;
 }
 
+/* An alert from a window opened in Redis joins its camera's incident
+ * first; its pending record is brought up to date so a recovery sweep
+ * republishes it as joined. A fail-open alert has no incident. */
 static void publish(struct dd *d, struct dd_windows *w, const struct sighting *s,
-                    const Vigil__V1__Alert *a, enum dd_verdict v)
+                    Vigil__V1__Alert *a, enum dd_verdict v)
 {
+    struct dd_incident_join j;
+    int joined = v == DD_ALERT && d->inc && dd_incidents_join(d->inc, a, &j) == VG_OK;
+    if (joined && dd_outbox_restash(d->out, a) != VG_OK)
+        VG_DEBUG("incident.restash_failed", s->header->camera_id,
+                 "alert %s: the pending record keeps the alert without incident: %s",
+                 a->alert_id, vg_err_detail());
+    /* Test hook: a crash after the join; the sweep's copy must carry it. */
+    if (joined)
+        vg_fault_point("dedupe.after_incident");
     if (dd_outbox_publish(d->out, a, v == DD_ALERT) == VG_OK)
         published(d, s, a);
     else
         not_published(d, w, s, a, v);
+    if (joined)
+        dd_incidents_joined(d->inc, s->header->camera_id, &j);
 }
 
 static void handle_sighting(struct dd *d, struct dd_windows *w, const struct sighting *s)
@@ -307,6 +340,14 @@ static struct held *held_create(const Vigil__V1__Detection *det, const struct si
         h->box.x = s->box->x, h->box.y = s->box->y, h->box.w = s->box->w, h->box.h = s->box->h;
     }
     memcpy(h->key, s->key, sizeof(h->key));
+    /* Zones are the camera's (short names, at most VG_MAX_ZONES): others
+     * are not copied. */
+    for (size_t i = 0; i < s->n_zones && h->n_zones < VG_MAX_ZONES; i++)
+        if (s->zones[i] && strlen(s->zones[i]) < VG_NAME_MAX) {
+            memcpy(h->zone_names[h->n_zones], s->zones[i], strlen(s->zones[i]) + 1);
+            h->zones[h->n_zones] = h->zone_names[h->n_zones];
+            h->n_zones++;
+        }
     if (s->snapshot_url && s->snapshot_url[0] && !(h->snapshot_url = strdup(s->snapshot_url))) {
         free(h);
         return NULL;
@@ -345,6 +386,8 @@ static void alone(struct dd *d, struct held *h, enum alone_why why)
         .confidence = h->confidence,
         .box = h->has_box ? &h->box : NULL,
         .snapshot_url = h->snapshot_url,
+        .zones = h->zones,
+        .n_zones = h->n_zones,
     };
     memcpy(s.key, h->key, sizeof(s.key));
     vg_counter_inc(d->alone[why]);
@@ -444,6 +487,8 @@ static void on_detection(void *ctx, const char *subject, const void *data, size_
             .confidence = l->confidence,
             .box = l->box,
             .snapshot_url = det->snapshot_url,
+            .zones = l->zones,
+            .n_zones = l->n_zones < VG_MAX_ZONES ? l->n_zones : VG_MAX_ZONES,
         };
         snprintf(s.key, sizeof(s.key), "%s:dd:%s:label:%s", d->cfg->prefix,
                  det->header->camera_id, l->name);
@@ -684,6 +729,16 @@ static vg_status subscribe(struct dd *d, const char *kind, const char *queue,
     return vg_bus_subscribe(vg_svc_bus(d->svc), subject, queue, handler, d);
 }
 
+/* Incidents go out on core NATS: each message carries the whole state, so
+ * a consumer that missed one is up to date with the next. */
+static vg_status publish_incident(void *ctx, const char *camera, const Vigil__V1__Incident *m)
+{
+    struct dd *d = ctx;
+    char subject[256];
+    vg_subject(subject, sizeof(subject), d->cfg->prefix, "incidents", camera);
+    return vg_bus_publish(vg_svc_bus(d->svc), subject, &m->base);
+}
+
 static vg_status dd_init(struct vg_svc *svc, void **state)
 {
     vg_status st;
@@ -709,6 +764,8 @@ static vg_status dd_init(struct vg_svc *svc, void **state)
         st = dd_outbox_ensure_stream(d->out);
     if (st == VG_OK && d->cfg->dedupe.health.enabled)
         st = dd_health_create(&d->health, d->cfg, vg_svc_redis(svc), d->out);
+    if (st == VG_OK && d->cfg->dedupe.incident_gap_s > 0)
+        st = dd_incidents_create(&d->inc, d->cfg, vg_svc_redis(svc), publish_incident, d);
     if (st == VG_OK)
         st = subscribe(d, "detections", "dedupe", on_detection);
     if (st == VG_OK)
@@ -719,7 +776,9 @@ static vg_status dd_init(struct vg_svc *svc, void **state)
 }
 
 /* The service's clock: held person labels whose wait is over every tick,
- * the recovery sweep at start and every 2 s, camera health every second.
+ * incidents every tick (each camera's sightings flushed at most once a
+ * second, incidents over closed), the recovery sweep at start and every
+ * 2 s, camera health every second.
  * Detections and identities are handled on the NATS threads meanwhile.
  * When stopping, every held label is decided before the bus drains (and
  * detections that come during the drain are not held). */
@@ -730,6 +789,7 @@ static vg_status dd_run(struct vg_svc *svc, void *state)
     do {
         int64_t now = vg_mono_us();
         release_held(d, now, 0);
+        dd_incidents_tick(d->inc, vg_mono_us(), 0);
         if (now >= next_sweep) {
             dd_outbox_sweep(d->out);
             next_sweep = vg_mono_us() + SWEEP_EVERY_US;
@@ -742,6 +802,8 @@ static vg_status dd_run(struct vg_svc *svc, void *state)
         }
     } while (!vg_svc_sleep_ms(svc, TICK_MS));
     release_held(d, vg_mono_us(), 1);
+    /* What the last second's sightings added, before the bus drains. */
+    dd_incidents_tick(d->inc, vg_mono_us(), 1);
     return VG_OK;
 }
 
@@ -750,6 +812,7 @@ static void dd_fini(struct vg_svc *svc, void *state)
     struct dd *d = state;
     if (!d)
         return;
+    dd_incidents_destroy(d->inc);
     dd_health_destroy(d->health);
     dd_outbox_destroy(d->out);
     dd_join_destroy(d->join);

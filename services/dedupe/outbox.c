@@ -61,6 +61,17 @@ vg_status dd_outbox_stash(struct dd_outbox *o, const Vigil__V1__Alert *a, struct
                          vg_bus_max_payload(vg_svc_bus(o->svc)), o->stream_max_age_s * 1000);
 }
 
+vg_status dd_outbox_restash(struct dd_outbox *o, const Vigil__V1__Alert *a)
+{
+    struct dd_stash stash;
+    int replaced = 0;
+    vg_status st = dd_outbox_stash(o, a, &stash);
+    if (st == VG_OK)
+        st = dd_pending_replace(vg_svc_redis(o->svc), &stash, &replaced);
+    dd_stash_cleanup(&stash);
+    return st;
+}
+
 static vg_status publish_tries(struct dd_outbox *o, const Vigil__V1__Alert *a, int tries)
 {
     char subject[256];

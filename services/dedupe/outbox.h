@@ -20,6 +20,10 @@ vg_status dd_outbox_ensure_stream(struct dd_outbox *o);
 /* The pending record of a (its alert_id set) for a deciding script. */
 vg_status dd_outbox_stash(struct dd_outbox *o, const Vigil__V1__Alert *a, struct dd_stash *s);
 
+/* a changed after its record was stashed (it joined an incident): the
+ * record, if it is still there, now holds a as it is. */
+vg_status dd_outbox_restash(struct dd_outbox *o, const Vigil__V1__Alert *a);
+
 /* Publish a with up to 4 tries; pending: a has a pending record, cleared
  * once JetStream stored the alert. A failure leaves the record (if any) to
  * the sweep. */

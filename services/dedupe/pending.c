@@ -34,6 +34,19 @@ void dd_stash_cleanup(struct dd_stash *s)
     s->len = 0;
 }
 
+vg_status dd_pending_replace(struct vg_redis *r, const struct dd_stash *s, int *replaced)
+{
+    redisReply *reply = NULL;
+    vg_status st = vg_redis_cmd(r, &reply, "SET %s %b XX KEEPTTL", s->key, (const void *)s->data,
+                                s->len);
+    if (st != VG_OK)
+        return st;
+    /* OK when replaced; nil when there was no record. */
+    *replaced = reply->type == REDIS_REPLY_STATUS && !strcmp(reply->str, "OK");
+    freeReplyObject(reply);
+    return VG_OK;
+}
+
 vg_status dd_pending_clear(struct vg_redis *r, const char *prefix, const char *alert_id)
 {
     static const char script[] =

@@ -56,6 +56,11 @@ vg_status dd_stash_init(struct dd_stash *s, const char *prefix, const char *aler
                         const ProtobufCMessage *alert, size_t max, int64_t ttl_ms);
 void dd_stash_cleanup(struct dd_stash *s);
 
+/* Replace the bytes of a record that still exists (SET XX KEEPTTL): the
+ * alert gained fields after its record was written (its incident). A
+ * record already cleared or expired stays gone; *replaced says which. */
+vg_status dd_pending_replace(struct vg_redis *r, const struct dd_stash *s, int *replaced);
+
 /* The alert is stored in JetStream: forget its record (one round trip). */
 vg_status dd_pending_clear(struct vg_redis *r, const char *prefix, const char *alert_id);
 

@@ -150,6 +150,7 @@ const ProtobufCMessageDescriptor *ctl_descriptor_for_subject(const char *subject
         {"identities", &vigil__v1__face_match__descriptor},
         {"alerts", &vigil__v1__alert__descriptor},
         {"deliveries", &vigil__v1__delivery__descriptor},
+        {"incidents", &vigil__v1__incident__descriptor},
         {"status", &vigil__v1__camera_status__descriptor},
     };
     const char *dot = strchr(subject, '.');

@@ -8,8 +8,8 @@
 #include "pbjson.h"
 #include "timeutil.h"
 
-/* One readable line for the messages a person watches: alerts, deliveries
- * and camera status. Returns 0 when m is of another type. */
+/* One readable line for the messages a person watches: alerts, deliveries,
+ * incidents and camera status. Returns 0 when m is of another type. */
 static int print_brief(const ProtobufCMessage *m)
 {
     char ts[16] = "";
@@ -34,6 +34,12 @@ static int print_brief(const ProtobufCMessage *m)
             printf("%s DELIVERY %-10s %-8s %s -> %s (%u attempts, %.0f ms)%s%s\n", ts,
                    d->header->camera_id, o ? o->name : "?", d->alert_id, d->sink, d->attempts,
                    (double)d->latency_us / 1000, d->error[0] ? "  " : "", d->error);
+    } else if (m->descriptor == &vigil__v1__incident__descriptor) {
+        const Vigil__V1__Incident *in = (const Vigil__V1__Incident *)m;
+        printf("%s INCIDENT %-10s %-8s %s  %llu sightings, %u alerts%s%s\n", ts,
+               in->header->camera_id, in->open ? "open" : "closed", in->incident_id,
+               (unsigned long long)in->count, in->alerts, in->escalation[0] ? "  " : "",
+               in->escalation);
     } else if (m->descriptor == &vigil__v1__camera_status__descriptor) {
         const Vigil__V1__CameraStatus *c = (const Vigil__V1__CameraStatus *)m;
         const ProtobufCEnumValue *st = protobuf_c_enum_descriptor_get_value(
