@@ -132,6 +132,8 @@ static void build(struct builder *b, const Vigil__V1__Alert *a)
         put(b, "incident_id", str(a->incident_id));
     if (a->escalation && a->escalation[0])
         put(b, "escalation", str(a->escalation));
+    if (a->incident_count)
+        put(b, "incident_count", json_integer((json_int_t)a->incident_count));
     put(b, "snapshot_url", str(a->snapshot_url));
     put(b, "clip_url", str(a->clip_url));
     put(b, "key", str(a->key));
