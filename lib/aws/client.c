@@ -59,9 +59,9 @@ vg_status vg_aws_create(struct vg_aws **out, const struct vg_aws_opts *o)
     a->o = *o;
     if (!a->o.connect_timeout_ms) a->o.connect_timeout_ms = 3000;
     if (!a->o.timeout_ms) a->o.timeout_ms = 10000;
-    if (!a->o.max_attempts) a->o.max_attempts = 3;
-    if (!a->o.retry_base_ms) a->o.retry_base_ms = 100;
-    if (!a->o.retry_cap_ms) a->o.retry_cap_ms = 20000;
+    if (!a->o.max_attempts) a->o.max_attempts = VG_AWS_DEFAULT_MAX_ATTEMPTS;
+    if (!a->o.retry_base_ms) a->o.retry_base_ms = VG_AWS_RETRY_BASE_MS;
+    if (!a->o.retry_cap_ms) a->o.retry_cap_ms = VG_AWS_RETRY_CAP_MS;
     if (!a->o.max_response) a->o.max_response = 16u << 20;
     resolve_region(a, o);
     pthread_once(&curl_once, curl_init_once);

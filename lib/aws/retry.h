@@ -14,6 +14,11 @@
 #define VG_AWS_RETRY_QUOTA 500      /* tokens in the retry budget */
 #define VG_AWS_RETRY_COST 5         /* a retry takes this many */
 #define VG_AWS_RETRY_TIMEOUT_COST 10 /* a retry after a timeout, this many */
+/* The client's defaults (struct vg_aws_opts, 0 values): attempts, and the
+ * backoff before retry i at most min(cap, base * 2^i). */
+#define VG_AWS_DEFAULT_MAX_ATTEMPTS 3
+#define VG_AWS_RETRY_BASE_MS 100
+#define VG_AWS_RETRY_CAP_MS 20000
 
 struct vg_aws_bucket {
     char api[64];

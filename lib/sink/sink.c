@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define RETRY_AFTER_MAX_MS (3600LL * 1000)
 
@@ -64,4 +65,17 @@ int64_t vg_sink_redeliver_ms(const struct vg_sink_cfg *cfg, unsigned delivery,
     if (retry_after_ms > RETRY_AFTER_MAX_MS)
         retry_after_ms = RETRY_AFTER_MAX_MS;
     return retry_after_ms > d ? retry_after_ms : d;
+}
+
+void vg_sink_url_origin(char *out, size_t cap, const char *url)
+{
+    const char *p = strstr(url, "://");
+    const char *host = p ? p + 3 : url;
+    size_t n = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', n);
+    if (at) {
+        n -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    snprintf(out, cap, "%.*s%.*s", p ? (int)(p + 3 - url) : 0, url, (int)n, host);
 }

@@ -136,6 +136,10 @@ void vg_sink_fail(struct vg_sink_result *r, enum vg_sink_verdict v, const char *
 int64_t vg_sink_redeliver_ms(const struct vg_sink_cfg *cfg, unsigned delivery,
                              int64_t retry_after_ms);
 
+/* For logs and errors: url without user:password@, path, query or fragment,
+ * "https://user:pw@host:8443/hook/T0KEN?x=1" -> "https://host:8443". */
+void vg_sink_url_origin(char *out, size_t cap, const char *url);
+
 /* Lowercase hex HMAC-SHA256(secret, "<ts>.<body>"): the webhook's
  * X-Vigil-Signature is "sha256=" + this, X-Vigil-Timestamp is ts. */
 #define VG_SINK_HMAC_HEX_LEN 64

@@ -14,13 +14,13 @@
  * request is wrong (InvalidRequestException, a refused signature or policy,
  * a payload over 128 KiB) is permanent, with AWS's code and message. */
 #include "sink/sink.h"
+#include "sink/sink_aws.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/aws_config.h"
 #include "aws/client.h"
 #include "aws/iot.h"
 
@@ -28,11 +28,6 @@
 #define SAMPLE_CAMERA "front-door"
 #define SAMPLE_LABEL "person"
 #define LONGEST_LABEL "vehicle"                 /* of the canonical labels */
-/* vg_aws_call's backoff between attempts: 100 ms doubling up to 20 s (the
- * client's defaults, which aws_config.c does not change). */
-#define AWS_RETRY_BASE_MS 100
-#define AWS_RETRY_CAP_MS 20000
-#define AWS_ATTEMPT_MIN_MS 1000
 
 struct iot_settings {
     char topic[VG_IOT_MAX_TOPIC + 1];
@@ -56,45 +51,6 @@ struct iot {
     const struct iot_settings *set;
     char endpoint[VG_URL_MAX];  /* normalised; "" for the environment's */
 };
-
-/* ---- settings shared with the sns sink's rules (each sink is one file) ---- */
-
-/* "https://" added to a bare host, trailing '/' dropped. */
-static void endpoint_normalise(const char *in, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s%s", !in[0] || strstr(in, "://") ? "" : "https://", in);
-    for (size_t n = strlen(out); n > 0 && out[n - 1] == '/'; n--)
-        out[n - 1] = '\0';
-}
-
-/* An endpoint is "http(s)://host[:port]" or a bare host: a path would not be
- * signed (requests sign their own path). */
-static vg_status endpoint_check(const char *e, const char *where)
-{
-    char norm[VG_URL_MAX + 16];
-    if (!e[0])
-        return VG_OK;
-    endpoint_normalise(e, norm, sizeof(norm));
-    const char *host = strstr(norm, "://") + 3;
-    if ((strncmp(norm, "http://", 7) && strncmp(norm, "https://", 8)) || !*host ||
-        strpbrk(host, "/?# \t\r\n"))
-        return vg_errf(VG_ERR_CONFIG, "%s: endpoint \"%s\" must be http(s)://host[:port] or a "
-                       "host name, without a path", where, e);
-    return VG_OK;
-}
-
-/* One sink attempt must end within timeout_ms, and vg_aws_call makes up to
- * aws.max_attempts attempts with backoff between them: each gets its share. */
-static int aws_attempt_ms(int timeout_ms, int attempts)
-{
-    int64_t backoff = 0, ceiling = AWS_RETRY_BASE_MS;
-    if (attempts < 1)
-        attempts = 3;
-    for (int i = 0; i + 1 < attempts; i++, ceiling *= 2)
-        backoff += ceiling < AWS_RETRY_CAP_MS ? ceiling : AWS_RETRY_CAP_MS;
-    int64_t each = ((int64_t)timeout_ms - backoff) / attempts;
-    return each < AWS_ATTEMPT_MIN_MS ? AWS_ATTEMPT_MIN_MS : (int)each;
-}
 
 /* ---- the topic --------------------------------------------------------------- */
 
@@ -183,7 +139,7 @@ static vg_status iot_check(const void *settings, const char *where)
     char at[256];
     snprintf(at, sizeof(at), "%s: with camera \"" SAMPLE_CAMERA "\"", where);
     vg_status st = topic_check(s->topic, SAMPLE_CAMERA, SAMPLE_LABEL, at);
-    if (st != VG_OK || (st = endpoint_check(s->endpoint, where)) != VG_OK)
+    if (st != VG_OK || (st = vg_sink_aws_endpoint_check(s->endpoint, where)) != VG_OK)
         return st;
     /* IoT has no region-wide endpoint: each account has its own. */
     if (!s->endpoint[0] && !env_set("AWS_ENDPOINT_URL_IOT_DATA_PLANE") &&
@@ -197,29 +153,6 @@ static vg_status iot_check(const void *settings, const char *where)
 
 /* ---- delivery -------------------------------------------------------------- */
 
-static void classify(vg_status st, const char *topic, struct vg_sink_result *r)
-{
-    const char *code = vg_aws_last_error_code();
-    enum vg_sink_verdict v = VG_SINK_PERMANENT;
-    switch (st) {
-    case VG_ERR_THROTTLED:      /* after the client's own retries */
-    case VG_ERR_TIMEOUT:
-    case VG_ERR_UNAVAILABLE:    /* network, 5xx */
-    case VG_ERR_NOMEM:
-        v = VG_SINK_RETRY;
-        break;
-    case VG_ERR_AUTH:
-        /* No code: no credentials could be had (the role's endpoint was
-         * down); "Expired": the client dropped them and fetches new ones.
-         * A refusal (ForbiddenException, a wrong key) stays a refusal. */
-        v = !code[0] || strstr(code, "Expired") ? VG_SINK_RETRY : VG_SINK_PERMANENT;
-        break;
-    default:                    /* AWS (4xx), INVALID, TOO_LARGE, NOT_FOUND, CONFIG */
-        break;
-    }
-    vg_sink_fail(r, v, "topic %s: %s", topic, vg_err_detail());
-}
-
 static void iot_deliver(void *state, const struct vg_sink_alert *a, struct vg_sink_result *r)
 {
     struct iot *s = state;
@@ -232,7 +165,8 @@ static void iot_deliver(void *state, const struct vg_sink_alert *a, struct vg_si
         st = vg_iot_publish(s->aws, s->endpoint[0] ? s->endpoint : NULL, topic, s->set->qos,
                             a->json, a->json_len);
     if (st != VG_OK)
-        classify(st, topic, r);
+        vg_sink_fail(r, vg_sink_aws_verdict(st, vg_aws_last_error_code()), "topic %s: %s",
+                     topic, vg_err_detail());
 }
 
 /* ---- life ------------------------------------------------------------------ */
@@ -253,9 +187,8 @@ static vg_status iot_init(void **state, const struct vg_sink_cfg *cfg,
     if (!s)
         return vg_errf(VG_ERR_NOMEM, "iot sink state");
     s->set = (const struct iot_settings *)cfg->settings;
-    endpoint_normalise(s->set->endpoint, s->endpoint, sizeof(s->endpoint));
-    vg_status st = vg_aws_from_config_capped(
-        &s->aws, root, aws_attempt_ms(cfg->timeout_ms, root->aws.max_attempts));
+    vg_sink_aws_endpoint_normalise(s->set->endpoint, s->endpoint, sizeof(s->endpoint));
+    vg_status st = vg_sink_aws_client(&s->aws, cfg, root);
     if (st != VG_OK) {
         free(s);
         return st;

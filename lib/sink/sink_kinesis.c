@@ -9,24 +9,18 @@
  * permission and a request Kinesis finds invalid are permanent, with AWS's
  * code and message in the error. */
 #include "sink/sink.h"
+#include "sink/sink_aws.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/aws_config.h"
 #include "aws/client.h"
 #include "aws/kinesis.h"
-#include "aws/retry.h"
 
 #define KEY_TEMPLATE_MAX 512
 /* Room for VG_KINESIS_KEY_MAX characters: at most 3 bytes per UTF-16 unit. */
 #define KEY_BUF (3 * VG_KINESIS_KEY_MAX + 1)
-/* vg_aws_call's backoff between its attempts: 100 ms doubling up to 20 s
- * (the client's defaults, which aws_config.c leaves alone). */
-#define AWS_RETRY_BASE_MS 100
-#define AWS_RETRY_CAP_MS 20000
-#define AWS_ATTEMPT_MIN_MS 1000
 
 struct kinesis_settings {
     char stream_name[VG_KINESIS_NAME_MAX + 1];
@@ -44,8 +38,8 @@ static const struct vg_opt kinesis_opts[] = {
     VG_OPT_STR_("stream_arn", struct kinesis_settings, stream_arn, "", "STREAM_ARN", 0,
                 "or its ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)"),
     VG_OPT_STR_("endpoint", struct kinesis_settings, endpoint, "", "ENDPOINT", 0,
-                "http(s)://host[:port] instead of AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL, "
-                "kinesis.<region>.amazonaws.com (kinesalite)"),
+                "http(s)://host[:port] or a host name instead of AWS_ENDPOINT_URL_KINESIS, "
+                "AWS_ENDPOINT_URL, kinesis.<region>.amazonaws.com (kinesalite)"),
     VG_OPT_STR_("partition_key", struct kinesis_settings, partition_key, "{camera}", NULL, 0,
                 "the record's partition key: text with {camera} and {label}; cut to 256 "
                 "characters"),
@@ -55,7 +49,7 @@ static const struct vg_opt kinesis_opts[] = {
 struct kinesis {
     struct vg_aws *aws;         /* this sink's own client: one worker thread uses it */
     const struct kinesis_settings *set;
-    char endpoint[VG_URL_MAX];  /* trailing '/' dropped; "" for the usual resolution */
+    char endpoint[VG_URL_MAX];  /* normalised; "" for the usual resolution */
     char stream[VG_KINESIS_NAME_MAX + 16];   /* "stream <name>", for errors */
 };
 
@@ -156,21 +150,6 @@ static void expand_key(const char *t, const struct vg_sink_alert *a, char out[KE
 
 /* ---- checks ---------------------------------------------------------------- */
 
-/* "http(s)://host[:port]", a trailing '/' allowed: a path would not be
- * signed (requests sign their own path "/"). */
-static vg_status check_endpoint(const char *e, const char *where)
-{
-    if (!*e)
-        return VG_OK;
-    const char *host = !strncmp(e, "http://", 7) ? e + 7 : !strncmp(e, "https://", 8) ? e + 8
-                                                                                      : NULL;
-    size_t n = host ? strcspn(host, "/?#@ \t\r\n") : 0;
-    if (!host || n == 0 || strspn(host + n, "/") != strlen(host + n))
-        return vg_errf(VG_ERR_CONFIG, "%s: endpoint \"%s\" must be http(s)://host[:port], "
-                       "without a path", where, e);
-    return VG_OK;
-}
-
 static vg_status kinesis_check(const void *settings, const char *where)
 {
     const struct kinesis_settings *s = settings;
@@ -184,33 +163,11 @@ static vg_status kinesis_check(const void *settings, const char *where)
         return vg_errf(VG_ERR_CONFIG, "%s: stream_arn \"%.160s\" is not a stream ARN "
                        "(arn:aws:kinesis:<region>:<account>:stream/<name>)", where,
                        s->stream_arn);
-    vg_status st = check_endpoint(s->endpoint, where);
+    vg_status st = vg_sink_aws_endpoint_check(s->endpoint, where);
     return st == VG_OK ? check_key_template(s->partition_key, where) : st;
 }
 
 /* ---- delivery -------------------------------------------------------------- */
-
-static enum vg_sink_verdict verdict(vg_status st)
-{
-    const char *code = vg_aws_last_error_code();
-    switch (st) {
-    case VG_ERR_THROTTLED:      /* the shard's throughput, the KMS key's rate, 429 */
-    case VG_ERR_TIMEOUT:
-    case VG_ERR_UNAVAILABLE:    /* network, 5xx */
-    case VG_ERR_NOMEM:
-    case VG_ERR_DECODE:         /* a 2xx without a sequence number: it may be stored */
-        return VG_SINK_RETRY;
-    case VG_ERR_AUTH:
-        /* No code: no credentials could be had (the role's endpoint was
-         * down); an expired token is dropped by the client and fetched anew.
-         * A refused signature or AccessDeniedException stays refused. */
-        return !code[0] || strstr(code, "Expired") ? VG_SINK_RETRY : VG_SINK_PERMANENT;
-    case VG_ERR_AWS:            /* ValidationException, InvalidArgumentException, KMS... */
-        return vg_aws_retry_is_retryable(0, code) ? VG_SINK_RETRY : VG_SINK_PERMANENT;
-    default:                    /* NOT_FOUND (ResourceNotFoundException), INVALID, TOO_LARGE */
-        return VG_SINK_PERMANENT;
-    }
-}
 
 static void kinesis_deliver(void *state, const struct vg_sink_alert *a, struct vg_sink_result *r)
 {
@@ -227,23 +184,11 @@ static void kinesis_deliver(void *state, const struct vg_sink_alert *a, struct v
     };
     vg_status st = vg_kinesis_put_record(k->aws, &s, a->json, a->json_len, key, NULL);
     if (st != VG_OK)
-        vg_sink_fail(r, verdict(st), "%s: %s", k->stream, vg_err_detail());
+        vg_sink_fail(r, vg_sink_aws_verdict(st, vg_aws_last_error_code()), "%s: %s", k->stream,
+                     vg_err_detail());
 }
 
 /* ---- life ------------------------------------------------------------------ */
-
-/* One sink attempt must end within timeout_ms, and vg_aws_call makes up to
- * aws.max_attempts attempts with backoff between them: each gets a share. */
-static int aws_attempt_ms(int timeout_ms, int attempts)
-{
-    int64_t backoff = 0, step = AWS_RETRY_BASE_MS;
-    if (attempts < 1)
-        attempts = 3;
-    for (int i = 1; i < attempts; i++, step *= 2)
-        backoff += step < AWS_RETRY_CAP_MS ? step : AWS_RETRY_CAP_MS;
-    int64_t each = ((int64_t)timeout_ms - backoff) / attempts;
-    return each < AWS_ATTEMPT_MIN_MS ? AWS_ATTEMPT_MIN_MS : (int)each;
-}
 
 /* A stream ARN names its region; a request signed for another one would be
  * refused by AWS on every alert, so say so at start. */
@@ -275,14 +220,11 @@ static vg_status kinesis_init(void **state, const struct vg_sink_cfg *cfg,
     if (!k)
         return vg_errf(VG_ERR_NOMEM, "kinesis sink state");
     k->set = (const struct kinesis_settings *)cfg->settings;
-    snprintf(k->endpoint, sizeof(k->endpoint), "%s", k->set->endpoint);
-    for (size_t n = strlen(k->endpoint); n > 0 && k->endpoint[n - 1] == '/'; n--)
-        k->endpoint[n - 1] = '\0';
+    vg_sink_aws_endpoint_normalise(k->set->endpoint, k->endpoint, sizeof(k->endpoint));
     const char *name = k->set->stream_name[0] ? k->set->stream_name
                                               : strrchr(k->set->stream_arn, '/') + 1;
     snprintf(k->stream, sizeof(k->stream), "stream %s", name);
-    vg_status st = vg_aws_from_config_capped(
-        &k->aws, root, aws_attempt_ms(cfg->timeout_ms, root->aws.max_attempts));
+    vg_status st = vg_sink_aws_client(&k->aws, cfg, root);
     if (st == VG_OK)
         st = check_region(k, cfg->name);
     if (st != VG_OK) {

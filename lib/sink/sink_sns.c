@@ -18,13 +18,13 @@
  * answer that the request is wrong (InvalidParameter, NotFound,
  * AuthorizationError) permanent, with AWS's code and message. */
 #include "sink/sink.h"
+#include "sink/sink_aws.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/aws_config.h"
 #include "aws/client.h"
 #include "aws/sns.h"
 
@@ -33,11 +33,6 @@
 #define N_ATTRS 4
 #define LINKS_MAX (2 * VG_URL_MAX + 32)
 #define SUBJECT_BUF (VG_SNS_MAX_SUBJECT * 4 + 1)
-/* vg_aws_call's backoff between attempts: 100 ms doubling up to 20 s (the
- * client's defaults, which aws_config.c does not change). */
-#define AWS_RETRY_BASE_MS 100
-#define AWS_RETRY_CAP_MS 20000
-#define AWS_ATTEMPT_MIN_MS 1000
 
 static const char *const sms_types[] = {"transactional", "promotional", NULL};
 static const char *const sms_type_values[] = {"Transactional", "Promotional"};
@@ -68,45 +63,6 @@ struct sns {
     char endpoint[VG_URL_MAX];  /* normalised; "" for the usual resolution */
     char target[272];           /* the topic's name or the masked number, for errors */
 };
-
-/* ---- settings shared with the iot sink's rules (each sink is one file) ---- */
-
-/* "https://" added to a bare host, trailing '/' dropped. */
-static void endpoint_normalise(const char *in, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s%s", !in[0] || strstr(in, "://") ? "" : "https://", in);
-    for (size_t n = strlen(out); n > 0 && out[n - 1] == '/'; n--)
-        out[n - 1] = '\0';
-}
-
-/* An endpoint is "http(s)://host[:port]" or a bare host: a path would not be
- * signed (requests sign their own path). */
-static vg_status endpoint_check(const char *e, const char *where)
-{
-    char norm[VG_URL_MAX + 16];
-    if (!e[0])
-        return VG_OK;
-    endpoint_normalise(e, norm, sizeof(norm));
-    const char *host = strstr(norm, "://") + 3;
-    if ((strncmp(norm, "http://", 7) && strncmp(norm, "https://", 8)) || !*host ||
-        strpbrk(host, "/?# \t\r\n"))
-        return vg_errf(VG_ERR_CONFIG, "%s: endpoint \"%s\" must be http(s)://host[:port] or a "
-                       "host name, without a path", where, e);
-    return VG_OK;
-}
-
-/* One sink attempt must end within timeout_ms, and vg_aws_call makes up to
- * aws.max_attempts attempts with backoff between them: each gets its share. */
-static int aws_attempt_ms(int timeout_ms, int attempts)
-{
-    int64_t backoff = 0, ceiling = AWS_RETRY_BASE_MS;
-    if (attempts < 1)
-        attempts = 3;
-    for (int i = 0; i + 1 < attempts; i++, ceiling *= 2)
-        backoff += ceiling < AWS_RETRY_CAP_MS ? ceiling : AWS_RETRY_CAP_MS;
-    int64_t each = ((int64_t)timeout_ms - backoff) / attempts;
-    return each < AWS_ATTEMPT_MIN_MS ? AWS_ATTEMPT_MIN_MS : (int)each;
-}
 
 /* ---- checks ---------------------------------------------------------------- */
 
@@ -146,7 +102,7 @@ static vg_status sns_check(const void *settings, const char *where)
         return vg_errf(VG_ERR_CONFIG, "%s: topic_arn \"%.80s\" is not the ARN of a standard SNS "
                        "topic (arn:aws:sns:<region>:<account>:<name>; FIFO topics are not "
                        "supported)", where, s->topic_arn);
-    return endpoint_check(s->endpoint, where);
+    return vg_sink_aws_endpoint_check(s->endpoint, where);
 }
 
 /* ---- text ------------------------------------------------------------------ */
@@ -271,39 +227,6 @@ static size_t make_attrs(const struct sns *s, const struct vg_sink_alert *a,
 
 /* ---- delivery -------------------------------------------------------------- */
 
-/* A few AWS codes that come with a 4xx but mend by themselves. */
-static int transient_code(const char *code)
-{
-    return !strcmp(code, "KMSThrottling") || !strcmp(code, "KMSThrottlingException");
-}
-
-static void classify(vg_status st, const char *target, struct vg_sink_result *r)
-{
-    const char *code = vg_aws_last_error_code();
-    enum vg_sink_verdict v = VG_SINK_PERMANENT;
-    switch (st) {
-    case VG_ERR_THROTTLED:      /* after the client's own retries */
-    case VG_ERR_TIMEOUT:
-    case VG_ERR_UNAVAILABLE:    /* network, 5xx */
-    case VG_ERR_NOMEM:
-    case VG_ERR_DECODE:         /* a 200 without MessageId: it may have gone out */
-        v = VG_SINK_RETRY;
-        break;
-    case VG_ERR_AUTH:
-        /* No code: no credentials could be had (the role's endpoint was
-         * down); "Expired": the client dropped them and fetches new ones.
-         * A refusal (AuthorizationError, a wrong key) stays a refusal. */
-        v = !code[0] || strstr(code, "Expired") ? VG_SINK_RETRY : VG_SINK_PERMANENT;
-        break;
-    case VG_ERR_AWS:
-        v = transient_code(code) ? VG_SINK_RETRY : VG_SINK_PERMANENT;
-        break;
-    default:                    /* INVALID, TOO_LARGE, NOT_FOUND: the alert or the target */
-        break;
-    }
-    vg_sink_fail(r, v, "%s: %s", target, vg_err_detail());
-}
-
 static void sns_deliver(void *state, const struct vg_sink_alert *a, struct vg_sink_result *r)
 {
     struct sns *s = state;
@@ -331,7 +254,8 @@ static void sns_deliver(void *state, const struct vg_sink_alert *a, struct vg_si
     vg_status st = vg_sns_publish(s->aws, &m, id);
     free(message);
     if (st != VG_OK)
-        classify(st, s->target, r);
+        vg_sink_fail(r, vg_sink_aws_verdict(st, vg_aws_last_error_code()), "%s: %s", s->target,
+                     vg_err_detail());
 }
 
 /* ---- life ------------------------------------------------------------------ */
@@ -352,7 +276,7 @@ static vg_status sns_init(void **state, const struct vg_sink_cfg *cfg,
     if (!s)
         return vg_errf(VG_ERR_NOMEM, "sns sink state");
     s->set = (const struct sns_settings *)cfg->settings;
-    endpoint_normalise(s->set->endpoint, s->endpoint, sizeof(s->endpoint));
+    vg_sink_aws_endpoint_normalise(s->set->endpoint, s->endpoint, sizeof(s->endpoint));
     if (s->set->topic_arn[0]) {
         const char *name = strrchr(s->set->topic_arn, ':');
         snprintf(s->target, sizeof(s->target), "topic %.256s",
@@ -362,8 +286,7 @@ static vg_status sns_init(void **state, const struct vg_sink_cfg *cfg,
         mask_phone(s->set->phone_number, masked, sizeof(masked));
         snprintf(s->target, sizeof(s->target), "SMS to %s", masked);
     }
-    vg_status st = vg_aws_from_config_capped(
-        &s->aws, root, aws_attempt_ms(cfg->timeout_ms, root->aws.max_attempts));
+    vg_status st = vg_sink_aws_client(&s->aws, cfg, root);
     if (st != VG_OK) {
         free(s);
         return st;

@@ -513,20 +513,6 @@ struct answer {
     char description[DESC_MAX + 1];
 };
 
-/* "https://user:pw@host:8443/x" -> "https://host:8443". */
-static void url_origin(char *out, size_t cap, const char *url)
-{
-    const char *p = strstr(url, "://");
-    const char *host = p ? p + 3 : url;
-    size_t n = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', n);
-    if (at) {
-        n -= (size_t)(at + 1 - host);
-        host = at + 1;
-    }
-    snprintf(out, cap, "%.*s%.*s", p ? (int)(p + 3 - url) : 0, url, (int)n, host);
-}
-
 /* s quoted into out: control characters as spaces, the token as "***"
  * (curl's messages and an answer could echo the URL, which holds it). */
 static void quote_safe(char *out, size_t cap, const char *s, const char *token)
@@ -897,7 +883,7 @@ static vg_status telegram_init(void **state, const struct vg_sink_cfg *cfg,
     snprintf(t->base, sizeof(t->base), "%s", s->api_base);
     for (size_t n = strlen(t->base); n > 0 && t->base[n - 1] == '/'; n--)
         t->base[n - 1] = '\0';
-    url_origin(t->origin, sizeof(t->origin), t->base);
+    vg_sink_url_origin(t->origin, sizeof(t->origin), t->base);
     *state = t;
     return VG_OK;
 }

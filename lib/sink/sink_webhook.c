@@ -77,20 +77,6 @@ vg_status vg_sink_sign(const char *secret, int64_t ts, const void *body, size_t 
     return VG_OK;
 }
 
-/* "https://user:pw@host:8443/hook/T0KEN?x=1" -> "https://host:8443". */
-static void url_origin(char *out, size_t cap, const char *url)
-{
-    const char *p = strstr(url, "://");
-    const char *host = p ? p + 3 : url;
-    size_t n = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', n);
-    if (at) {
-        n -= (size_t)(at + 1 - host);
-        host = at + 1;
-    }
-    snprintf(out, cap, "%.*s%.*s", p ? (int)(p + 3 - url) : 0, url, (int)n, host);
-}
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct response *r = ud;
@@ -280,7 +266,7 @@ static vg_status webhook_init(void **state, const struct vg_sink_cfg *cfg,
     w->set = (const struct webhook_settings *)cfg->settings;
     w->timeout_ms = cfg->timeout_ms;
     snprintf(w->name, sizeof(w->name), "%s", cfg->name);
-    url_origin(w->origin, sizeof(w->origin), w->set->url);
+    vg_sink_url_origin(w->origin, sizeof(w->origin), w->set->url);
     *state = w;
     return VG_OK;
 }

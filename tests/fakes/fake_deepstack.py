@@ -34,13 +34,10 @@ replaces a recognize answer. GET /_fake/faces shows the stored users
 "match_confidence" (0..1) too.
 """
 import argparse
-import email.parser
-import email.policy
 import hashlib
 import json
 import os
 import sys
-import threading
 import time
 from urllib.parse import parse_qsl
 
@@ -69,14 +66,7 @@ SCRIPT_KEYS = {"endpoint", "count", "predictions", "delay_ms", "status", "succes
                "body", "huge_bytes"}
 
 
-class State:
-    def __init__(self, args):
-        self.args = args
-        self.lock = threading.Lock()
-        self.stop = threading.Event()   # wakes delayed answers at shutdown
-        self.port = 0
-        self.reset()
-
+class State(fakeserver.State):
     def reset(self):
         with self.lock:
             self.mode = self.args.mode
@@ -86,13 +76,6 @@ class State:
             self.scripts = []
             self.users = {}         # userid -> [sha256 of each registered image]
             self.match_confidence = DEFAULT_MATCH_CONFIDENCE
-
-    def record(self, rec):
-        with self.lock:
-            self.seq += 1
-            rec["seq"] = self.seq
-            self.requests.append(rec)
-            del self.requests[:-2000]
 
     def take_script(self, endpoint):
         with self.lock:
@@ -150,26 +133,6 @@ def parse_script(b):
     return s
 
 
-def parse_form(ctype, body):
-    """multipart/form-data -> {name: {"data": bytes, "filename": str|None,
-    "content_type": str}}; {} for other content types."""
-    if not ctype.lower().startswith("multipart/form-data"):
-        return {}
-    head = f"Content-Type: {ctype}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not msg.is_multipart():
-        return {}
-    fields = {}
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        fields[name] = {"data": part.get_payload(decode=True) or b"",
-                        "filename": part.get_filename(),
-                        "content_type": part.get_content_type()}
-    return fields
-
-
 class Handler(fakeserver.Handler):
     server_version = "FakeDeepStack/1.0"
 
@@ -186,14 +149,7 @@ class Handler(fakeserver.Handler):
 
     def _send(self, status, body: bytes, ctype="application/json"):
         self._record(status)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_json(self, status, obj):
-        self._send(status, json.dumps(obj, separators=(",", ":")).encode())
+        super()._send(status, body, ctype)
 
     def _read_body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
@@ -237,7 +193,7 @@ class Handler(fakeserver.Handler):
 
     def _vision(self, endpoint, body, rec):
         st = self.state
-        fields = parse_form(self.headers.get("Content-Type") or "", body)
+        fields = fakeserver.parse_form(self.headers.get("Content-Type") or "", body) or {}
         if not self._form_ok(fields, rec):
             return
         if endpoint in FACE_API:

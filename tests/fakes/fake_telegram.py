@@ -27,14 +27,11 @@ PHOTO_INVALID_DIMENSIONS"). Answers are the Bot API's shapes:
 """
 import argparse
 import base64
-import email.parser
-import email.policy
 import hashlib
 import json
 import os
 import re
 import sys
-import threading
 import time
 from urllib.parse import parse_qsl
 
@@ -267,14 +264,7 @@ def parse_entities(text, mode):
 
 # --- state ------------------------------------------------------------------
 
-class State:
-    def __init__(self, args):
-        self.args = args
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.port = 0
-        self.reset()
-
+class State(fakeserver.State):
     def reset(self):
         with self.lock:
             self.token = self.args.token
@@ -284,13 +274,6 @@ class State:
             self.message_ids = {}
             self.requests = []
             self.faults = []
-
-    def record(self, rec):
-        with self.lock:
-            self.seq += 1
-            rec["seq"] = self.seq
-            self.requests.append(rec)
-            del self.requests[:-2000]
 
     def take_fault(self, method, chat_id):
         with self.lock:
@@ -333,23 +316,6 @@ def parse_fault(b):
     return f
 
 
-def parse_form(ctype, body):
-    """multipart/form-data -> {name: {"data", "filename", "content_type"}}."""
-    head = f"Content-Type: {ctype}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not msg.is_multipart():
-        raise ValueError("a multipart body without parts")
-    fields = {}
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        fields[name] = {"data": part.get_payload(decode=True) or b"",
-                        "filename": part.get_filename(),
-                        "content_type": part.get_content_type()}
-    return fields
-
-
 class ApiError(Exception):
     def __init__(self, status, description, parameters=None):
         super().__init__(description)
@@ -370,16 +336,6 @@ def bad(description):
 
 class Handler(fakeserver.Handler):
     server_version = "FakeTelegram/1.0"
-
-    def _send(self, status, body, ctype="application/json"):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_json(self, status, obj):
-        self._send(status, json.dumps(obj, separators=(",", ":")).encode())
 
     def _handle(self):
         path, _, query = self.path.partition("?")
@@ -443,7 +399,10 @@ class Handler(fakeserver.Handler):
         ctype = self.headers.get("Content-Type", "")
         low = ctype.lower()
         if low.startswith("multipart/form-data"):
-            return parse_form(ctype, body)
+            fields = fakeserver.parse_form(ctype, body)
+            if fields is None:
+                raise ValueError("a multipart body without parts")
+            return fields
         if low.startswith("application/json"):
             try:
                 obj = json.loads(body or b"{}")

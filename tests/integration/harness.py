@@ -229,6 +229,16 @@ class Stack:
         self.procs[name] = Proc(name, argv, env or self.env, self.logs)
         return self.procs[name]
 
+    def start_port_file(self, name, argv, timeout=15):
+        """Start a fake that picks its own port (argv + --port 0 --port-file
+        F) and return the port once it has written F."""
+        port_file = self.path(f"{name}.port")
+        self.start(name, argv + ["--port", "0", "--port-file", port_file])
+        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), timeout,
+                 name)
+        with open(port_file) as f:
+            return int(f.read())
+
     def start_nats(self, monitor=False):
         """monitor: also serve the monitoring endpoints (self.nats_http)."""
         extra = []
@@ -291,6 +301,15 @@ class Stack:
     def vigilctl(self, *args, **kw):
         return subprocess.run([os.path.join(self.bin, "vigilctl"), *args], env=self.env,
                               capture_output=True, timeout=kw.get("timeout", 30))
+
+    def publish_alert(self, camera, payload):
+        """An Alert (protobuf bytes) on vigil.alerts.<camera>, as dedupe
+        publishes it."""
+        subject = f"vigil.alerts.{camera}"
+        p = subprocess.run([os.path.join(self.bin, "vigilctl"), "pub", subject, "-"],
+                           input=payload, env=self.env, capture_output=True, timeout=10)
+        if p.returncode != 0:
+            raise AssertionError(f"vigilctl pub {subject}: {p.stderr.decode()}")
 
     def tail(self, name, subject, *args):
         """Record every message on subject as JSON lines in <dir>/<name>.jsonl."""

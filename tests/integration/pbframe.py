@@ -71,11 +71,25 @@ def jpeg_size(data):
     raise ValueError("no SOF marker")
 
 
-def alert(camera, alert_id, label="person", confidence=0.9, key=None, window_s=60):
-    """An Alert as dedupe would publish it on <prefix>.alerts.<camera>."""
-    return (_bytes(1, header(camera)) + _bytes(2, alert_id)
-            + _bytes(3, key or f"vigil:dd:{camera}:label:{label}") + _bytes(4, label)
-            + _float(5, confidence) + _uint(11, window_s))
+def alert(camera, alert_id, label="person", confidence=0.9, key=None, window_s=60,
+          person_id="", display_name="", snapshot_url="", clip_url="", profile=None, zones=(),
+          incident_id="", escalation=""):
+    """An Alert as dedupe would publish it on <prefix>.alerts.<camera>;
+    profile: {key: value}; empty fields (window_s 0) left out."""
+    out = (_bytes(1, header(camera)) + _bytes(2, alert_id)
+           + _bytes(3, key or f"vigil:dd:{camera}:label:{label}") + _bytes(4, label)
+           + _float(5, confidence))
+    if window_s:
+        out += _uint(11, window_s)
+    for field, value in ((7, person_id), (8, display_name), (9, snapshot_url), (10, clip_url),
+                         (17, incident_id), (18, escalation)):
+        if value:
+            out += _bytes(field, value)
+    for k, v in (profile or {}).items():
+        out += _bytes(14, _bytes(1, k) + _bytes(2, v))
+    for z in zones:
+        out += _bytes(16, z)
+    return out
 
 
 def label(name, confidence):

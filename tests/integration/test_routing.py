@@ -14,46 +14,15 @@ webhook. Every alert a sink does not get is a SKIPPED delivery that says why.
   `escalate` sink the first and exactly one escalation.
 """
 import os
-import struct
-import subprocess
 import sys
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pbframe  # noqa: E402
 from harness import Webhook, check, read_jsonl, run, wait_for  # noqa: E402
 
 SECRET = "routing-secret"
-
-
-def _varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _bytes(field, data):
-    data = data.encode() if isinstance(data, str) else data
-    return _varint(field << 3 | 2) + _varint(len(data)) + data
-
-
-def alert(camera, alert_id, label="person", person_id="", incident_id="", escalation=""):
-    """An Alert as dedupe publishes it, with the fields routing looks at."""
-    header = (_bytes(1, camera) + _varint(2 << 3) + _varint(int(time.time() * 1e6))
-              + _bytes(3, uuid.uuid4().hex))
-    out = _bytes(1, header) + _bytes(2, alert_id) + _bytes(3, f"vigil:dd:{camera}:label:{label}")
-    out += _bytes(4, label) + _varint(5 << 3 | 5) + struct.pack("<f", 0.9)
-    if person_id:
-        out += _bytes(7, person_id)
-    if incident_id:
-        out += _bytes(17, incident_id)
-    if escalation:
-        out += _bytes(18, escalation)
-    return out
 
 
 def config(stack, hook):
@@ -90,10 +59,8 @@ notifier:
 
 def publish(stack, camera, **kw):
     aid = kw.pop("alert_id", None) or "r" + uuid.uuid4().hex[:16]
-    p = subprocess.run([os.path.join(stack.bin, "vigilctl"), "pub", f"vigil.alerts.{camera}", "-"],
-                       input=alert(camera, aid, **kw), env=stack.env, capture_output=True,
-                       timeout=10)
-    check(p.returncode == 0, f"vigilctl pub: {p.stderr.decode()}")
+    # label, person_id, incident_id, escalation: the fields routing looks at
+    stack.publish_alert(camera, pbframe.alert(camera, aid, window_s=0, **kw))
     return aid
 
 

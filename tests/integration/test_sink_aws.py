@@ -61,12 +61,9 @@ class Fake:
 
 
 def start_fake(stack, src):
-    port_file = stack.path("fake_aws.port")
-    stack.start("fake_aws", ["python3", os.path.join(src, "tests", "fakes", "fake_aws.py"),
-                             "--port", "0", "--port-file", port_file, "--access-key", KEY,
-                             "--secret-key", SECRET])
-    wait_for(lambda: os.path.exists(port_file), 15, "fake_aws")
-    return Fake(int(open(port_file).read()))
+    return Fake(stack.start_port_file("fake_aws", [
+        "python3", os.path.join(src, "tests", "fakes", "fake_aws.py"), "--access-key", KEY,
+        "--secret-key", SECRET]))
 
 
 def aws_env(stack, fake):
@@ -95,22 +92,10 @@ notifier:
 
 
 def alert(aid, person_id="p-42", display_name="Jesper", snapshot_url="", clip_url=""):
-    """An Alert as dedupe publishes it, with the fields pbframe.alert lacks."""
-    b = pbframe._bytes
-    out = (b(1, pbframe.header(CAM)) + b(2, aid) + b(3, f"vigil:dd:{CAM}:person:{person_id}")
-           + b(4, "person") + pbframe._float(5, 0.93) + b(7, person_id) + b(8, display_name))
-    if snapshot_url:
-        out += b(9, snapshot_url)
-    if clip_url:
-        out += b(10, clip_url)
-    return out + pbframe._uint(11, 60)
-
-
-def publish(stack, payload):
-    p = subprocess.run([os.path.join(stack.bin, "vigilctl"), "pub", f"vigil.alerts.{CAM}", "-"],
-                       input=payload, env=stack.env, capture_output=True, timeout=10)
-    if p.returncode != 0:
-        raise AssertionError(f"vigilctl pub: {p.stderr.decode()}")
+    """A face alert as dedupe publishes it."""
+    return pbframe.alert(CAM, aid, confidence=0.93, key=f"vigil:dd:{CAM}:person:{person_id}",
+                         person_id=person_id, display_name=display_name,
+                         snapshot_url=snapshot_url, clip_url=clip_url)
 
 
 def new_id(prefix):
@@ -148,7 +133,7 @@ def delivered_everywhere(stack, fake):
     snap = f"http://127.0.0.1:8080/api/snapshots/{aid}.jpg"
     clip = f"https://vigil.example/clips/{CAM}?t=1700000000&a={aid}"
     long_name = "é" * 1700 + aid        # the SMS template is {display_name}
-    publish(stack, alert(aid, display_name=long_name, snapshot_url=snap, clip_url=clip))
+    stack.publish_alert(CAM, alert(aid, display_name=long_name, snapshot_url=snap, clip_url=clip))
     wait_for(lambda: sns_for(fake, aid, TOPIC) and iot_for(fake, aid) and
              [m for m in fake.sns() if m.get("PhoneNumber") == PHONE and clip in m["Message"]],
              15, "the alert at the topic, the phone and IoT")
@@ -201,7 +186,7 @@ def throttled_then_delivered(stack, fake):
     fake.fail("sns.Publish", 7, 429)
     fake.fail("iotdata.Publish", 3, 429)
     aid = new_id("thr")
-    publish(stack, alert(aid, display_name=aid))
+    stack.publish_alert(CAM, alert(aid, display_name=aid))
     wait_for(lambda: len(sns_for(fake, aid)) >= 2 and iot_for(fake, aid), 20,
              "the throttled alert delivered")
     time.sleep(1.5)
@@ -221,7 +206,7 @@ def permanent_errors(stack, fake):
     fake.fail("sns.Publish", 2, 400, "InvalidParameter", "Invalid parameter: Message")
     fake.fail("iotdata.Publish", 1, 403, "ForbiddenException", "Not authorized to publish")
     aid = new_id("bad")
-    publish(stack, alert(aid, display_name=aid))
+    stack.publish_alert(CAM, alert(aid, display_name=aid))
     wait_for(lambda: len([d for d in dead_letters(stack) if d["alert_id"] == aid]) == 3, 15,
              "three dead letters")
     rows = {d["sink"]: d["error"] for d in dead_letters(stack) if d["alert_id"] == aid}
@@ -239,7 +224,7 @@ def permanent_errors(stack, fake):
     fake.fail("sns.Publish", 2, 403, "AuthorizationError",
               "User is not authorized to perform: SNS:Publish")
     aid = new_id("auth")
-    publish(stack, alert(aid, display_name=aid))
+    stack.publish_alert(CAM, alert(aid, display_name=aid))
     wait_for(lambda: len([d for d in dead_letters(stack) if d["alert_id"] == aid]) == 2, 15,
              "AuthorizationError dead-lettered")
     rows = {d["sink"]: d["error"] for d in dead_letters(stack) if d["alert_id"] == aid}
@@ -254,7 +239,7 @@ def unknown_topic(stack, fake):
 """))
     stack.start_service("notifier")
     aid = new_id("nf")
-    publish(stack, alert(aid, display_name=aid))
+    stack.publish_alert(CAM, alert(aid, display_name=aid))
     wait_for(lambda: any(d["alert_id"] == aid and d["sink"] == "nowhere"
                          for d in dead_letters(stack)), 15, "the unknown topic dead-lettered")
     [row] = [d for d in dead_letters(stack) if d["alert_id"] == aid]

@@ -20,7 +20,6 @@ import http.client
 import http.server
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -147,13 +146,6 @@ class Front:
         self.server.server_close()
 
 
-def start_port_file(stack, name, argv):
-    port_file = stack.path(f"{name}.port")
-    stack.start(name, argv + ["--port", "0", "--port-file", port_file])
-    wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 15, name)
-    return int(open(port_file).read())
-
-
 def config(stack, front, proxy_port):
     arn = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{ARN_STREAM}"
     return f"""
@@ -173,11 +165,7 @@ notifier:
 
 def publish(stack, label="person"):
     aid = f"k{uuid.uuid4().hex[:16]}"
-    p = subprocess.run([os.path.join(stack.bin, "vigilctl"), "pub", f"vigil.alerts.{CAM}", "-"],
-                       input=pbframe.alert(CAM, aid, label=label), env=stack.env,
-                       capture_output=True, timeout=10)
-    if p.returncode != 0:
-        raise AssertionError(f"vigilctl pub alert {aid}: {p.stderr.decode()}")
+    stack.publish_alert(CAM, pbframe.alert(CAM, aid, label=label))
     return aid
 
 
@@ -267,7 +255,7 @@ def body(stack, args, front_box):
     kport = free_port()
     stack.start("kinesalite", ["node", "-e", KINESALITE_JS, mod, str(kport), "50"])
     wait_for(lambda: port_open(kport), 20, "kinesalite")
-    proxy_port = start_port_file(stack, "proxy", [
+    proxy_port = stack.start_port_file("proxy", [
         "python3", os.path.join(args.src, "tests", "fakes", "sigv4_proxy.py"),
         "--service", "kinesis", "--upstream", f"http://127.0.0.1:{kport}",
         "--access-key", KEY, "--secret-key", SECRET, "--region", REGION])

@@ -100,27 +100,9 @@ def start_broker(stack, conf, port, tls_port):
 
 # ---- alerts ----
 
-def alert(camera, aid, label="person", confidence=0.87, display_name="", person_id="",
-          profile=None, zones=(), incident_id="", escalation="", snapshot_url="", clip_url=""):
-    b, f = pbframe._bytes, pbframe._float
-    out = (b(1, pbframe.header(camera)) + b(2, aid) + b(3, f"vigil:dd:{camera}:label:{label}")
-           + b(4, label) + f(5, confidence) + pbframe._uint(11, 60))
-    for field, value in ((7, person_id), (8, display_name), (9, snapshot_url), (10, clip_url),
-                         (17, incident_id), (18, escalation)):
-        if value:
-            out += b(field, value)
-    for k, v in (profile or {}).items():
-        out += b(14, b(1, k) + b(2, v))
-    for z in zones:
-        out += b(16, z)
-    return out
-
-
-def publish(stack, camera, payload):
-    p = subprocess.run([os.path.join(stack.bin, "vigilctl"), "pub", f"vigil.alerts.{camera}",
-                        "-"], input=payload, env=stack.env, capture_output=True, timeout=10)
-    if p.returncode != 0:
-        raise AssertionError(f"vigilctl pub: {p.stderr.decode()}")
+def alert(camera, aid, confidence=0.87, **fields):
+    """pbframe's Alert; fields: label, person_id, display_name, profile, zones, ..."""
+    return pbframe.alert(camera, aid, confidence=confidence, **fields)
 
 
 def events(sub, prefix="vigil"):
@@ -163,7 +145,7 @@ def metric(stack, family, sink):
 
 def first_alert(stack, live, jpeg):
     aid = "a" + uuid.uuid4().hex[:16]
-    publish(stack, "door", alert("door", aid, display_name="Alice", person_id="p-alice",
+    stack.publish_alert("door", alert("door", aid, display_name="Alice", person_id="p-alice",
                                  profile={"role": "family"}, zones=["porch", "drive"],
                                  incident_id=aid, snapshot_url="file://" + JPEG,
                                  clip_url="http://console.local/clips/door/1"))
@@ -200,7 +182,7 @@ def first_alert(stack, live, jpeg):
 
 def escalation(stack, live, first):
     aid = "e" + uuid.uuid4().hex[:16]
-    publish(stack, "door", alert("door", aid, display_name="Alice", person_id="p-alice",
+    stack.publish_alert("door", alert("door", aid, display_name="Alice", person_id="p-alice",
                                  incident_id=first, escalation="face_recognised"))
     wait_for(lambda: event_for(live, aid), 10, "the escalation's event")
     [e] = event_for(live, aid)
@@ -212,7 +194,7 @@ def escalation(stack, live, first):
 
 def discovery(stack, live, port, jpeg):
     aid = "v" + uuid.uuid4().hex[:16]
-    publish(stack, "yard", alert("yard", aid, label="vehicle", confidence=0.6,
+    stack.publish_alert("yard", alert("yard", aid, label="vehicle", confidence=0.6,
                                  snapshot_url="file://" + JPEG))
     wait_for(lambda: event_for(live, aid), 10, "the yard event")
     fresh = Subscriber(port, "it-fresh", ["vigil/#", "homeassistant/#"], "sub", SUB_PW)
@@ -279,7 +261,7 @@ def broker_restart(stack, live, conf, port, tls_port):
              "the notifier noticing")
     retries0 = metric(stack, "vigil_notifier_retry_later_total", "mq")
     aid = "r" + uuid.uuid4().hex[:16]
-    publish(stack, "door", alert("door", aid))
+    stack.publish_alert("door", alert("door", aid))
     wait_for(lambda: metric(stack, "vigil_notifier_retry_later_total", "mq") > retries0, 10,
              "the alert handed back while the broker is down")
     online0 = len(live.payloads("vigil/available"))

@@ -132,18 +132,9 @@ notifier:
 """
 
 
-def publish(stack, aid, display_name="", snapshot_url="", person_id=""):
-    msg = pbframe.alert(CAM, aid)
-    if person_id:
-        msg += pbframe._bytes(7, person_id)
-    if display_name:
-        msg += pbframe._bytes(8, display_name)
-    if snapshot_url:
-        msg += pbframe._bytes(9, snapshot_url)
-    p = subprocess.run([os.path.join(stack.bin, "vigilctl"), "pub", f"vigil.alerts.{CAM}", "-"],
-                       input=msg, env=stack.env, capture_output=True, timeout=10)
-    if p.returncode != 0:
-        raise AssertionError(f"vigilctl pub alert {aid}: {p.stderr.decode()}")
+def publish(stack, aid, **fields):
+    """fields: display_name, snapshot_url, person_id (pbframe.alert)."""
+    stack.publish_alert(CAM, pbframe.alert(CAM, aid, **fields))
 
 
 def alert_ids(msgs):

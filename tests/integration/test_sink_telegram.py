@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -45,13 +44,9 @@ GREETING = "{display_name} is here — their song: {profile.song}"
 
 class Fake:
     def __init__(self, stack, src):
-        port_file = stack.path("telegram.port")
-        stack.start("telegram", [sys.executable, os.path.join(src, "tests/fakes/fake_telegram.py"),
-                                 "--port", "0", "--port-file", port_file, "--token", TOKEN,
-                                 "--chats", ",".join(CHATS)])
-        wait_for(lambda: os.path.exists(port_file), 10, "fake_telegram")
-        with open(port_file) as f:
-            self.port = int(f.read())
+        self.port = stack.start_port_file("telegram", [
+            sys.executable, os.path.join(src, "tests/fakes/fake_telegram.py"), "--token", TOKEN,
+            "--chats", ",".join(CHATS)], timeout=10)
         self.base = f"http://127.0.0.1:{self.port}"
 
     def call(self, method, path, obj=None):
@@ -94,27 +89,17 @@ notifier:
 
 
 def alert(cam, aid, display_name="", snapshot="", clip="", profile=None):
-    """pbframe's Alert plus the fields a face alert carries (protobuf fields
-    may simply be appended)."""
-    b = pbframe.alert(cam, aid)
-    if display_name:
-        b += pbframe._bytes(7, "p-" + aid) + pbframe._bytes(8, display_name)
-    if snapshot:
-        b += pbframe._bytes(9, "file://" + snapshot)
-    if clip:
-        b += pbframe._bytes(10, clip)
-    for k, v in (profile or {}).items():
-        b += pbframe._bytes(14, pbframe._bytes(1, k) + pbframe._bytes(2, v))
-    return b
+    """pbframe's Alert, with the fields a face alert carries when display_name
+    is given."""
+    return pbframe.alert(cam, aid, person_id="p-" + aid if display_name else "",
+                         display_name=display_name,
+                         snapshot_url="file://" + snapshot if snapshot else "", clip_url=clip,
+                         profile=profile)
 
 
 def publish(stack, cam, **kw):
     aid = "tg" + uuid.uuid4().hex[:16]
-    p = subprocess.run([os.path.join(stack.bin, "vigilctl"), "pub", f"vigil.alerts.{cam}", "-"],
-                       input=alert(cam, aid, **kw), env=stack.env, capture_output=True,
-                       timeout=10)
-    if p.returncode != 0:
-        raise AssertionError(f"vigilctl pub alert {aid}: {p.stderr.decode()}")
+    stack.publish_alert(cam, alert(cam, aid, **kw))
     return aid
 
 

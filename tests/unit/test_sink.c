@@ -17,20 +17,7 @@
 
 #include "config.h"
 #include "sink/sink.h"
-
-static struct vg_config cfg;
-
-static vg_status parse(const char *text)
-{
-    return vg_cfg_parse(&cfg, "test.yaml", text, strlen(text));
-}
-
-static void assert_error(const char *text, const char *want)
-{
-    assert_int_equal(parse(text), VG_ERR_CONFIG);
-    if (!strstr(vg_err_detail(), want))
-        fail_msg("error \"%s\" does not contain \"%s\"", vg_err_detail(), want);
-}
+#include "sink_fixture.h"
 
 static char *slurp(const char *path)
 {
@@ -52,10 +39,10 @@ static void deliver_json(struct vg_sink *s, const char *json, struct vg_sink_res
 
 static void test_binds_common_and_own_keys(void **state)
 {
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: out, type: file, path: /tmp/a.jsonl}\n"
-                           "    - {name: hook, type: webhook, url: 'http://h/x', retries: 1,\n"
-                           "       redeliver_min_s: 5, redeliver_max_s: 60, secret: s3}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: out, type: file, path: /tmp/a.jsonl}\n"
+                                "    - {name: hook, type: webhook, url: 'http://h/x', retries: 1,\n"
+                                "       redeliver_min_s: 5, redeliver_max_s: 60, secret: s3}\n"),
                      VG_OK);
     assert_int_equal(cfg.notifier.n_sinks, 2);
     const struct vg_sink_cfg *out = &cfg.notifier.sinks[0], *hook = &cfg.notifier.sinks[1];
@@ -71,25 +58,28 @@ static void test_binds_common_and_own_keys(void **state)
 
 static void test_config_errors(void **state)
 {
-    assert_error("notifier:\n  sinks:\n    - {name: s, type: pager}\n",
-                 "test.yaml:3: sink \"s\" has unknown type \"pager\" (known: file, webhook, sns, telegram, smtp, iot, kinesis, mqtt)");
-    assert_error("notifier:\n  sinks:\n    - {name: s}\n", "test.yaml:3: sink needs a type");
-    assert_error("notifier:\n  sinks:\n    - {name: s, type: file}\n",
-                 "test.yaml:3: sink s: a file sink needs a path");
-    assert_error("notifier:\n  sinks:\n    - {name: s, type: webhook, url: ftp://x}\n",
-                 "needs an http(s) url");
-    assert_error("notifier:\n  sinks:\n    - {name: s, type: file, path: /x, url: http://h}\n",
-                 "test.yaml:3: unknown key \"sinks.url\"");
-    assert_error("notifier:\n  sinks:\n    - {name: a.b, type: file, path: /x}\n",
-                 "letters, digits");
-    assert_error("notifier:\n  sinks:\n    - {name: s, type: file, path: /x, retries: 99}\n",
-                 "retries = 99 is out of range");
-    assert_error("notifier:\n  sinks:\n"
-                 "    - {name: s, type: file, path: /x, redeliver_min_s: 9, redeliver_max_s: 3}\n",
-                 "redeliver_max_s 3 is below");
-    assert_error("notifier:\n  sinks:\n    - {name: s, type: file, path: /x}\n"
-                 "    - {name: s, type: file, path: /y}\n",
-                 "test.yaml:4: sink name \"s\" is used twice");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: s, type: pager}\n",
+                      "test.yaml:3: sink \"s\" has unknown type \"pager\" (known: file, webhook, "
+                      "sns, telegram, smtp, iot, kinesis, mqtt)", NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: s}\n", "test.yaml:3: sink needs a type",
+                      NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: s, type: file}\n",
+                      "test.yaml:3: sink s: a file sink needs a path", NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: s, type: webhook, url: ftp://x}\n",
+                      "needs an http(s) url", NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: s, type: file, path: /x, url: http://h}\n",
+                      "test.yaml:3: unknown key \"sinks.url\"", NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: a.b, type: file, path: /x}\n",
+                      "letters, digits", NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: s, type: file, path: /x, retries: 99}\n",
+                      "retries = 99 is out of range", NULL);
+    sink_assert_error("notifier:\n  sinks:\n"
+                      "    - {name: s, type: file, path: /x, redeliver_min_s: 9, "
+                      "redeliver_max_s: 3}\n",
+                      "redeliver_max_s 3 is below", NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: s, type: file, path: /x}\n"
+                      "    - {name: s, type: file, path: /y}\n",
+                      "test.yaml:4: sink name \"s\" is used twice", NULL);
 }
 
 static void test_secret_from_env_and_file(void **state)
@@ -105,17 +95,17 @@ static void test_secret_from_env_and_file(void **state)
     char line[64];
 
     setenv("VIGIL_SINK_MY_HOOK_SECRET", "from-env", 1);
-    assert_int_equal(parse(text), VG_OK);
-    vg_opts_format(&s->ops->opts[1], s->settings, line, sizeof(line));
+    assert_int_equal(sink_parse(text), VG_OK);
+    sink_opt_format(s, "secret", line, sizeof(line));
     assert_string_equal(line, "secret=***");        /* never printed */
     assert_string_equal((const char *)s->settings + s->ops->opts[1].off, "from-env");
     unsetenv("VIGIL_SINK_MY_HOOK_SECRET");
 
     setenv("VIGIL_SINK_MY_HOOK_SECRET_FILE", path, 1);
-    assert_int_equal(parse(text), VG_OK);
+    assert_int_equal(sink_parse(text), VG_OK);
     assert_string_equal((const char *)s->settings + s->ops->opts[1].off, "from-file");
     setenv("VIGIL_SINK_MY_HOOK_SECRET_FILE", "/nonexistent/secret", 1);
-    assert_error(text, "VIGIL_SINK_MY_HOOK_SECRET_FILE: /nonexistent/secret");
+    sink_assert_error(text, "VIGIL_SINK_MY_HOOK_SECRET_FILE: /nonexistent/secret", NULL);
     unsetenv("VIGIL_SINK_MY_HOOK_SECRET_FILE");
     unlink(path);
 }
@@ -130,7 +120,7 @@ static void test_file_sink_appends_lines(void **state)
     snprintf(path, sizeof(path), "%s/a/b/alerts.jsonl", dir);
     snprintf(text, sizeof(text), "notifier:\n  sinks:\n    - {name: out, type: file, path: %s}\n",
              path);
-    assert_int_equal(parse(text), VG_OK);
+    assert_int_equal(sink_parse(text), VG_OK);
     assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0], &cfg), VG_OK);
     deliver_json(s, "{\"alert_id\":\"1\"}", &r);
     assert_int_equal(r.verdict, VG_SINK_DELIVERED);
@@ -151,8 +141,8 @@ static void test_file_failure_is_transient(void **state)
 {
     struct vg_sink *s = NULL;
     struct vg_sink_result r;
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: bad, type: file, path: /dev/null/not-a-dir/x}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: bad, type: file, path: /dev/null/not-a-dir/x}\n"),
                      VG_OK);
     assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0], &cfg), VG_OK);
     deliver_json(s, "{}", &r);

@@ -16,39 +16,16 @@
 
 #include "config.h"
 #include "sink/sink.h"
+#include "sink_fixture.h"
 #include "timeutil.h"
 
 #define PW "Pa55-SECRET"
 
-static struct vg_config cfg;
-
-static vg_status parse(const char *text)
-{
-    return vg_cfg_parse(&cfg, "test.yaml", text, strlen(text));
-}
-
-static void assert_error(const char *text, const char *want)
-{
-    assert_int_equal(parse(text), VG_ERR_CONFIG);
-    if (!strstr(vg_err_detail(), want))
-        fail_msg("error \"%s\" does not contain \"%s\"", vg_err_detail(), want);
-    if (strstr(vg_err_detail(), "SECRET"))
-        fail_msg("error \"%s\" quotes a secret", vg_err_detail());
-}
-
-static void formatted(const struct vg_sink_cfg *s, const char *key, char *out, size_t cap)
-{
-    out[0] = '\0';
-    for (const struct vg_opt *o = s->ops->opts; o->key; o++)
-        if (!strcmp(o->key, key))
-            vg_opts_format(o, s->settings, out, cap);
-}
-
 static void test_keys_bind_with_defaults(void **state)
 {
     char line[256];
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: ha, type: mqtt, url: 'mqtt://broker.local'}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: ha, type: mqtt, url: 'mqtt://broker.local'}\n"),
                      VG_OK);
     const struct vg_sink_cfg *s = &cfg.notifier.sinks[0];
     assert_string_equal(s->ops->name, "mqtt");
@@ -62,7 +39,7 @@ static void test_keys_bind_with_defaults(void **state)
                              {"ha_prefix", "ha_prefix=homeassistant"},
                              {"protocol", "protocol=3.1.1"}, {"client_id", "client_id="}};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        formatted(s, want[i][0], line, sizeof(line));
+        sink_opt_format(s, want[i][0], line, sizeof(line));
         assert_string_equal(line, want[i][1]);
     }
 }
@@ -72,55 +49,58 @@ static void test_password_from_env_masked(void **state)
     char line[256];
     setenv("VIGIL_SINK_HOME_MQ_PASSWORD", PW, 1);
     setenv("VIGIL_SINK_HOME_MQ_USERNAME", "vigil", 1);
-    vg_status st = parse("notifier:\n  sinks:\n"
-                         "    - {name: home-mq, type: mqtt, url: 'mqtts://b:8884', qos: 2}\n");
+    vg_status st = sink_parse("notifier:\n  sinks:\n"
+                              "    - {name: home-mq, type: mqtt, url: 'mqtts://b:8884', qos: 2}\n");
     unsetenv("VIGIL_SINK_HOME_MQ_PASSWORD");
     unsetenv("VIGIL_SINK_HOME_MQ_USERNAME");
     assert_int_equal(st, VG_OK);
     const struct vg_sink_cfg *s = &cfg.notifier.sinks[0];
-    formatted(s, "password", line, sizeof(line));
+    sink_opt_format(s, "password", line, sizeof(line));
     assert_string_equal(line, "password=***");
-    formatted(s, "username", line, sizeof(line));
+    sink_opt_format(s, "username", line, sizeof(line));
     assert_string_equal(line, "username=vigil");
     /* Without the environment a password with no user is refused. */
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
-                 " password: '" PW "'}\n", "password needs a username");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
+                      " password: '" PW "'}\n", "password needs a username", "SECRET");
 }
 
 static void test_config_errors(void **state)
 {
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt}\n",
-                 "test.yaml:3: sink m: an mqtt sink needs url mqtt://host[:port]");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt,"
-                 " url: 'mqtt://u:" PW "@broker:1883'}\n", "no user:password@");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'http://broker'}\n",
-                 "needs url mqtt://");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b:70000'}\n",
-                 "needs url mqtt://");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b:1883/x'}\n",
-                 "needs url mqtt://");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
-                 " topic_prefix: 'home/#'}\n", "topic_prefix \"home/#\" must be a topic");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
-                 " topic_prefix: 'home/'}\n", "topic_prefix \"home/\" must be a topic");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
-                 " ha_discovery: true, ha_prefix: '+'}\n", "ha_prefix \"+\" must be a topic");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtts://b',"
-                 " cert_file: /c.pem}\n", "cert_file and key_file go together");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
-                 " ca_file: /ca.pem}\n", "need an mqtts:// url");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b', qos: 3}\n",
-                 "qos");
-    assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
-                 " protocol: '3'}\n", "protocol");
-    assert_int_equal(parse("notifier:\n  sinks:\n    - {name: m, type: mqtt,"
-                           " url: 'mqtt://[::1]:1884/'}\n"), VG_OK);
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt}\n",
+                      "test.yaml:3: sink m: an mqtt sink needs url mqtt://host[:port]", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt,"
+                      " url: 'mqtt://u:" PW "@broker:1883'}\n", "no user:password@", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'http://broker'}\n",
+                      "needs url mqtt://", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b:70000'}\n",
+                      "needs url mqtt://", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b:1883/x'}\n",
+                      "needs url mqtt://", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
+                      " topic_prefix: 'home/#'}\n", "topic_prefix \"home/#\" must be a topic",
+                      "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
+                      " topic_prefix: 'home/'}\n", "topic_prefix \"home/\" must be a topic",
+                      "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
+                      " ha_discovery: true, ha_prefix: '+'}\n", "ha_prefix \"+\" must be a topic",
+                      "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtts://b',"
+                      " cert_file: /c.pem}\n", "cert_file and key_file go together", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
+                      " ca_file: /ca.pem}\n", "need an mqtts:// url", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b', qos: 3}\n",
+                      "qos", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: m, type: mqtt, url: 'mqtt://b',"
+                      " protocol: '3'}\n", "protocol", "SECRET");
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n    - {name: m, type: mqtt,"
+                                " url: 'mqtt://[::1]:1884/'}\n"), VG_OK);
 }
 
 static void test_missing_ca_file_fails_at_open(void **state)
 {
-    assert_int_equal(parse("notifier:\n  sinks:\n    - {name: m, type: mqtt,"
-                           " url: 'mqtts://127.0.0.1:1', ca_file: /nonexistent/ca.pem}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n    - {name: m, type: mqtt,"
+                                " url: 'mqtts://127.0.0.1:1', ca_file: /nonexistent/ca.pem}\n"),
                      VG_OK);
     struct vg_sink *s = NULL;
     assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0], &cfg), VG_ERR_CONFIG);
@@ -133,9 +113,9 @@ static void test_missing_ca_file_fails_at_open(void **state)
  * reconnect backoff. */
 static void test_no_broker_is_transient(void **state)
 {
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: mq, type: mqtt, url: 'mqtt://127.0.0.1:1',\n"
-                           "       username: u, password: '" PW "', timeout_ms: 4000}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: mq, type: mqtt, url: 'mqtt://127.0.0.1:1',\n"
+                                "       username: u, password: '" PW "', timeout_ms: 4000}\n"),
                      VG_OK);
     struct vg_sink *s = NULL;
     assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0], &cfg), VG_OK);

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "sink/sink.h"
+#include "sink_fixture.h"
 
 size_t vg_telegram_length(const char *text, int mode);
 char *vg_telegram_fit(const char *text, int mode, size_t limit);
@@ -23,8 +24,6 @@ char *vg_telegram_fit(const char *text, int mode, size_t limit);
 enum { HTML = 0, MD2 = 1, NONE = 2 };
 #define ELLIPSIS "\xe2\x80\xa6"
 #define TOKEN "123456:SECRET-token_xyz"
-
-static struct vg_config cfg;
 
 static void assert_fit(const char *text, int mode, size_t limit, const char *want)
 {
@@ -103,26 +102,12 @@ static void test_long_caption_fits_1024(void **state)
     free(got);
 }
 
-static vg_status parse(const char *text)
-{
-    return vg_cfg_parse(&cfg, "test.yaml", text, strlen(text));
-}
-
-static void assert_error(const char *text, const char *want)
-{
-    assert_int_equal(parse(text), VG_ERR_CONFIG);
-    if (!strstr(vg_err_detail(), want))
-        fail_msg("error \"%s\" does not contain \"%s\"", vg_err_detail(), want);
-    if (strstr(vg_err_detail(), "SECRET"))
-        fail_msg("error \"%s\" quotes the token", vg_err_detail());
-}
-
 static void test_keys_bind(void **state)
 {
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: tg, type: telegram, token: '" TOKEN "',\n"
-                           "       chat_ids: ' 1001, -100200300 ,@vigil_home',\n"
-                           "       parse_mode: markdownv2, disable_notification: true}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: tg, type: telegram, token: '" TOKEN "',\n"
+                                "       chat_ids: ' 1001, -100200300 ,@vigil_home',\n"
+                                "       parse_mode: markdownv2, disable_notification: true}\n"),
                      VG_OK);
     const struct vg_sink_cfg *s = &cfg.notifier.sinks[0];
     assert_string_equal(s->ops->name, "telegram");
@@ -131,13 +116,11 @@ static void test_keys_bind(void **state)
     assert_int_equal(s->ops->text_escape(s->settings), VG_TPL_MARKDOWN_V2);
     assert_non_null(strstr(s->ops->default_text, "<b>{who}</b>"));
     char line[256];
-    for (const struct vg_opt *o = s->ops->opts; o->key; o++)
-        if (!strcmp(o->key, "token")) {
-            vg_opts_format(o, s->settings, line, sizeof(line));
-            assert_string_equal(line, "token=***");
-        }
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: tg, type: telegram, token: '" TOKEN "', chat_ids: '1'}\n"),
+    sink_opt_format(s, "token", line, sizeof(line));
+    assert_string_equal(line, "token=***");
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: tg, type: telegram, token: '" TOKEN "', "
+                                "chat_ids: '1'}\n"),
                      VG_OK);
     assert_int_equal(s->ops->text_escape(s->settings), VG_TPL_HTML);
 }
@@ -145,42 +128,48 @@ static void test_keys_bind(void **state)
 static void test_token_from_env(void **state)
 {
     setenv("VIGIL_SINK_FAMILY_TG_TOKEN", TOKEN, 1);
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: family-tg, type: telegram, chat_ids: '@a_chan'}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: family-tg, type: telegram, chat_ids: '@a_chan'}\n"),
                      VG_OK);
     unsetenv("VIGIL_SINK_FAMILY_TG_TOKEN");
-    assert_error("notifier:\n  sinks:\n    - {name: family-tg, type: telegram, chat_ids: '1'}\n",
-                 "test.yaml:3: sink family-tg: a telegram sink needs a token");
+    sink_assert_error("notifier:\n  sinks:\n"
+                      "    - {name: family-tg, type: telegram, chat_ids: '1'}\n",
+                      "test.yaml:3: sink family-tg: a telegram sink needs a token", "SECRET");
 }
 
 static void test_config_errors(void **state)
 {
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: 'SECRET',"
-                 " chat_ids: '1'}\n", "the token is not a bot token");
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '1:SECRET/x',"
-                 " chat_ids: '1'}\n", "the token is not a bot token");
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "'}\n",
-                 "a telegram sink needs chat_ids");
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
-                 " chat_ids: '12,bob'}\n", "chat_ids: \"bob\" is neither a numeric chat id");
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
-                 " chat_ids: '12, 12'}\n", "chat_ids: 12 is listed twice");
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
-                 " chat_ids: '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17'}\n",
-                 "more than 16 chats");
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
-                 " chat_ids: '1', parse_mode: markdown}\n", "not one of: HTML, MarkdownV2, none");
-    assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
-                 " chat_ids: '1', api_base: 'ftp://x'}\n", "api_base must be an http(s) URL");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: 'SECRET',"
+                      " chat_ids: '1'}\n", "the token is not a bot token", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '1:SECRET/x',"
+                      " chat_ids: '1'}\n", "the token is not a bot token", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "'}\n",
+                      "a telegram sink needs chat_ids", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
+                      " chat_ids: '12,bob'}\n", "chat_ids: \"bob\" is neither a numeric chat id",
+                      "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
+                      " chat_ids: '12, 12'}\n", "chat_ids: 12 is listed twice", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
+                      " chat_ids: '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17'}\n",
+                      "more than 16 chats", "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
+                      " chat_ids: '1', parse_mode: markdown}\n",
+                      "not one of: HTML, MarkdownV2, none",
+                      "SECRET");
+    sink_assert_error("notifier:\n  sinks:\n    - {name: t, type: telegram, token: '" TOKEN "',"
+                      " chat_ids: '1', api_base: 'ftp://x'}\n", "api_base must be an http(s) URL",
+                      "SECRET");
 }
 
 /* Nothing listens on port 1: a transient failure naming the server, never
  * the URL with the token in it. */
 static void test_network_error_hides_token(void **state)
 {
-    assert_int_equal(parse("notifier:\n  sinks:\n"
-                           "    - {name: tg, type: telegram, token: '" TOKEN "', chat_ids: '7',\n"
-                           "       api_base: 'http://127.0.0.1:1/', timeout_ms: 2000}\n"),
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n"
+                                "    - {name: tg, type: telegram, token: '" TOKEN "',\n"
+                                "       chat_ids: '7',\n"
+                                "       api_base: 'http://127.0.0.1:1/', timeout_ms: 2000}\n"),
                      VG_OK);
     struct vg_sink *s = NULL;
     assert_int_equal(vg_sink_open(&s, &cfg.notifier.sinks[0], &cfg), VG_OK);

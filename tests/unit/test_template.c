@@ -16,9 +16,8 @@
 #include "config.h"
 #include "sink/sink.h"
 #include "sink/template.h"
+#include "sink_fixture.h"
 #include "tz.h"
-
-static struct vg_config cfg;
 
 struct fixture {
     Vigil__V1__Alert a;
@@ -121,50 +120,42 @@ static void bad_templates(void **state)
     assert_int_equal(vg_tpl_check("{profile.}", "w", "html"), VG_ERR_CONFIG);
 }
 
-static vg_status parse(const char *text)
-{
-    return vg_cfg_parse(&cfg, "test.yaml", text, strlen(text));
-}
-
 static void sink_keys(void **state)
 {
     (void)state;
-    assert_int_equal(parse("notifier:\n"
-                           "  sinks:\n"
-                           "    - name: out\n"
-                           "      type: file\n"
-                           "      path: /tmp/x.jsonl\n"
-                           "      rate_limit: 10/h\n"
-                           "      title: \"{who} at {camera}\"\n"
-                           "      incidents: first\n"),
+    assert_int_equal(sink_parse("notifier:\n"
+                                "  sinks:\n"
+                                "    - name: out\n"
+                                "      type: file\n"
+                                "      path: /tmp/x.jsonl\n"
+                                "      rate_limit: 10/h\n"
+                                "      title: \"{who} at {camera}\"\n"
+                                "      incidents: first\n"),
                      VG_OK);
     const struct vg_sink_cfg *s = &cfg.notifier.sinks[0];
     assert_int_equal(s->rate_count, 10);
     assert_int_equal(s->rate_per_s, 3600);
     assert_int_equal(s->incidents, VG_SINK_INCIDENTS_FIRST);
     assert_int_equal(s->title_line, 7);
-    assert_int_equal(parse("notifier:\n  sinks:\n    - { name: o, type: file, path: /tmp/x, "
-                           "rate_limit: 2/30s }\n"), VG_OK);
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n    - { name: o, type: file, path: /tmp/x, "
+                                "rate_limit: 2/30s }\n"), VG_OK);
     assert_int_equal(cfg.notifier.sinks[0].rate_count, 2);
     assert_int_equal(cfg.notifier.sinks[0].rate_per_s, 30);
     /* A machine sink's default: every alert of an incident. */
     assert_int_equal(cfg.notifier.sinks[0].incidents, VG_SINK_INCIDENTS_ALL);
 
-    assert_int_equal(parse("notifier:\n"
-                           "  sinks:\n"
-                           "    - name: out\n"
-                           "      type: file\n"
-                           "      path: /tmp/x.jsonl\n"
-                           "      text: \"{who} at {camra}\"\n"),
-                     VG_ERR_CONFIG);
-    assert_non_null(strstr(vg_err_detail(), "test.yaml:6: sink out: text template: unknown "
-                                            "field {camra}"));
-    assert_int_equal(parse("notifier:\n  sinks:\n    - { name: o, type: file, path: /tmp/x,\n"
-                           "        rate_limit: lots }\n"), VG_ERR_CONFIG);
-    assert_non_null(strstr(vg_err_detail(), "test.yaml:4: sink o: rate_limit \"lots\" is not "
-                                            "N/period"));
-    assert_int_equal(parse("notifier:\n  sinks:\n    - { name: o, type: file, path: /tmp/x, "
-                           "rate_limit: 10/fortnight }\n"), VG_ERR_CONFIG);
+    sink_assert_error("notifier:\n"
+                      "  sinks:\n"
+                      "    - name: out\n"
+                      "      type: file\n"
+                      "      path: /tmp/x.jsonl\n"
+                      "      text: \"{who} at {camra}\"\n",
+                      "test.yaml:6: sink out: text template: unknown field {camra}", NULL);
+    sink_assert_error("notifier:\n  sinks:\n    - { name: o, type: file, path: /tmp/x,\n"
+                      "        rate_limit: lots }\n",
+                      "test.yaml:4: sink o: rate_limit \"lots\" is not N/period", NULL);
+    assert_int_equal(sink_parse("notifier:\n  sinks:\n    - { name: o, type: file, path: /tmp/x, "
+                                "rate_limit: 10/fortnight }\n"), VG_ERR_CONFIG);
 }
 
 int main(void)
