@@ -67,7 +67,10 @@ static vg_status each_item(struct ld *l, const struct vg_ynode *n, const char *w
             s++, len--;
         while (len && s[len - 1] == ' ')
             len--;
-        if (len && len < sizeof(buf)) {
+        if (len >= sizeof(buf))
+            return vg_errf(VG_ERR_CONFIG, "%s:%d: routing: an item of %s is too long (%zu "
+                           "bytes)", l->file, n->line, what, len);
+        if (len) {
             memcpy(buf, s, len);
             buf[len] = '\0';
             vg_status st = fn(l, ud, buf, n->line);

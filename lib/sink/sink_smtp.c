@@ -38,6 +38,7 @@
 #define MESSAGE_MAX (16u << 20)     /* the snapshot is at most 8 MiB, 11 MiB in base64 */
 #define CONNECT_TIMEOUT_MAX_MS 10000
 #define RCPT_MAX 16
+#define TLS_RETRY_MS 60000          /* a TLS misconfiguration: the next try in a minute */
 #define ADDR_MAX 254                /* RFC 5321 4.5.3.1.3, as a path without <> */
 #define REPLY_MAX 160               /* server reply bytes quoted in an error */
 #define SNAPSHOT_CID "snapshot@vigil"
@@ -759,6 +760,10 @@ static void note_command(struct session *s, const char *data, size_t n)
         }
         snprintf(s->verb, sizeof(s->verb), "%s", verbs[i]);
         s->rcpt[0] = '\0';
+        /* A command that gets no reply (a timeout) must not be judged by
+         * the reply of the one before it. */
+        s->reply_code = 0;
+        s->reply[0] = '\0';
         const char *lt = memchr(data, '<', n);
         const char *gt = lt ? memchr(lt, '>', n - (size_t)(lt - data)) : NULL;
         if (!strcmp(verbs[i], "RCPT") && gt)
@@ -852,9 +857,15 @@ static void classify(struct smtp *w, const struct vg_sink_alert *a, CURLcode rc,
     else if (rc == CURLE_LOGIN_DENIED)      /* refused before a reply said why */
         vg_sink_fail(res, VG_SINK_PERMANENT, "%s: AUTH: %s", w->origin,
                      errbuf[0] ? errbuf : "the server offers no mechanism libcurl supports");
-    else
+    else {
         vg_sink_fail(res, VG_SINK_RETRY, "%s: %s", w->origin,
                      errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        /* TLS set up wrong (no STARTTLS, a certificate we cannot verify)
+         * will not heal in seconds: look again in a minute, not at once. */
+        if (rc == CURLE_USE_SSL_FAILED || rc == CURLE_PEER_FAILED_VERIFICATION ||
+            rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CONNECT_ERROR)
+            res->retry_after_ms = TLS_RETRY_MS;
+    }
 }
 
 static void smtp_deliver(void *state, const struct vg_sink_alert *a, struct vg_sink_result *res)

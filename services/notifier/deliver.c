@@ -243,7 +243,8 @@ static void deliver(struct ntf_worker *w, const struct job *j)
         skipped(w, j, &skip);
         return;
     }
-    vg_status st = ntf_render(&rd, j->a, w->cfg, j->a->incident_count);
+    vg_status st = ntf_render(&rd, j->a, w->cfg, w->n->cfg->dispatch.snapshot_dir,
+                                j->a->incident_count);
     if (st != VG_OK) {
         ntf_claim_release(w, j->a->alert_id);
         dead_letter(w, j, 0, vg_err_detail());

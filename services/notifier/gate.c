@@ -40,17 +40,26 @@ int ntf_gate_before_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struc
 }
 
 /* The one escalation an "escalate" sink gets of an incident: the first
- * alert id to take the mark keeps it (a redelivery of that alert passes). */
-static int escalation_taken(struct ntf_worker *w, const Vigil__V1__Alert *a)
+ * alert id to take the mark keeps it (a redelivery of that alert passes).
+ * Returns 1 when another alert holds it. Redis down: 0, rather one update
+ * too many than none. */
+static const char ESCALATE_LUA[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v and v ~= ARGV[1] then return 1 end\n"
+    "if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end\n"
+    "return 0\n";
+
+static int escalation(struct ntf_worker *w, const Vigil__V1__Alert *a, int take)
 {
-    char key[256];
+    char key[256], ttl[16];
     redisReply *rep = NULL;
     snprintf(key, sizeof(key), "%s:ntf:%s:escalated:%s", w->n->cfg->prefix, w->cfg->name,
              a->incident_id);
-    if (vg_redis_cmd(w->redis, &rep, "SET %s %s NX EX %d GET", key, a->alert_id,
-                     ESCALATION_TTL_S) != VG_OK)
-        return 0;   /* Redis down: rather one update too many than none */
-    int taken = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, a->alert_id) != 0;
+    snprintf(ttl, sizeof(ttl), "%d", ESCALATION_TTL_S);
+    const char *argv[] = {"EVAL", ESCALATE_LUA, "1", key, a->alert_id, ttl, take ? "1" : "0"};
+    if (vg_redis_cmdv(w->redis, &rep, 7, argv) != VG_OK)
+        return 0;
+    int taken = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     freeReplyObject(rep);
     return taken;
 }
@@ -58,8 +67,10 @@ static int escalation_taken(struct ntf_worker *w, const Vigil__V1__Alert *a)
 int ntf_gate_after_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s)
 {
     memset(s, 0, sizeof(*s));
-    if (w->cfg->incidents == VG_SINK_INCIDENTS_ESCALATE && !first_of_incident(a) &&
-        escalation_taken(w, a)) {
+    int escalating = w->cfg->incidents == VG_SINK_INCIDENTS_ESCALATE && !first_of_incident(a);
+    /* Looked at first, taken only once the rate limit let the alert
+     * through: a held-back escalation must not use up the incident's one. */
+    if (escalating && escalation(w, a, 0)) {
         s->reason = "incident";
         snprintf(s->note, sizeof(s->note), "incident %s escalated to sink %s once already "
                  "(%s now); one update per incident", a->incident_id, w->cfg->name,
@@ -68,6 +79,13 @@ int ntf_gate_after_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct
     }
     if (!ntf_rate_take(w, a, s->note, sizeof(s->note))) {
         s->reason = "rate_limit";
+        return 1;
+    }
+    if (escalating && escalation(w, a, 1)) {
+        s->reason = "incident";
+        snprintf(s->note, sizeof(s->note), "incident %s escalated to sink %s once already "
+                 "(%s now); one update per incident", a->incident_id, w->cfg->name,
+                 a->escalation);
         return 1;
     }
     return 0;

@@ -138,7 +138,7 @@ static vg_status ntf_init(struct vg_svc *svc, void **state)
     if ((st = ntf_check(n->cfg)) != VG_OK ||
         (st = vg_routing_load(&n->routing, n->cfg)) != VG_OK ||
         (st = ntf_arm_start(n)) != VG_OK || (st = ensure_streams(n)) != VG_OK ||
-        (st = open_workers(n)) != VG_OK)
+        (st = open_workers(n)) != VG_OK || (st = ntf_arm_subscribe(n)) != VG_OK)
         goto out;
     vg_svc_set_ready(svc, 1);
     VG_INFO("notifier.started", NULL, "consuming %s from %s with %d sink(s), one consumer each",

@@ -92,6 +92,7 @@ struct ntf {
     pthread_mutex_t arm_lock;
     int arm_lock_ready;
     int arm_mode;                       /* index into routing.modes */
+    int64_t arm_set_ts_us;              /* when it was set (the newer setting wins) */
     int64_t arm_refreshed_us;
     struct vg_counter *arm_gauges[VG_ROUTE_MAX_MODES];
     struct vg_counter *arm_unknown;
@@ -134,7 +135,8 @@ int ntf_rate_take(struct ntf_worker *w, const Vigil__V1__Alert *a, char *note, s
 void ntf_rate_tick(struct ntf_worker *w);
 
 /* arm_watch.c */
-vg_status ntf_arm_start(struct ntf *n);
+vg_status ntf_arm_start(struct ntf *n);     /* the mode from config and Redis */
+vg_status ntf_arm_subscribe(struct ntf *n); /* then <prefix>.control.arm */
 int ntf_arm_mode(struct ntf *n);
 void ntf_arm_refresh(struct ntf *n);    /* from the main loop; reads Redis every few s */
 
@@ -167,8 +169,9 @@ struct ntf_rendered {
     char *html;
     uint8_t *snapshot;
 };
+/* Snapshots are attached only from file:// URLs inside snapshot_dir. */
 vg_status ntf_render(struct ntf_rendered *r, const Vigil__V1__Alert *a,
-                     const struct vg_sink_cfg *cfg, unsigned count);
+                     const struct vg_sink_cfg *cfg, const char *snapshot_dir, unsigned count);
 void ntf_render_free(struct ntf_rendered *r);
 
 #endif

@@ -18,6 +18,7 @@
 
 #define HELD_TTL_MS (8LL * 86400 * 1000)
 #define SUMMARY_CHECK_US (2 * 1000000LL)
+#define SUMMARY_RETRY_US (30 * 1000000LL)
 
 /* KEYS: log, held, held ids. ARGV: now_ms, period_ms, limit, alert_id,
  * camera, label, held_ttl_ms. Returns {1, 0} to send, {0, ms until a slot
@@ -56,8 +57,10 @@ static const char SUMMARY_LUA[] =
     "redis.call('DEL', KEYS[2], KEYS[3])\n"
     "return h\n";
 
-/* A summary that could not be sent puts its count back. */
+/* A summary that could not be sent puts its count back and gives back the
+ * slot it took. KEYS: held, log. */
 static const char RESTORE_LUA[] =
+    "redis.call('ZREM', KEYS[2], ARGV[7])\n"
     "redis.call('HINCRBY', KEYS[1], 'count', ARGV[1])\n"
     "redis.call('HSETNX', KEYS[1], 'first_ms', ARGV[2])\n"
     "redis.call('HSETNX', KEYS[1], 'last_ms', ARGV[3])\n"
@@ -159,18 +162,23 @@ static vg_status summary_text(struct ntf_worker *w, const struct held *h, char *
                      "The rate limit %s of %s held back %lld alert%s between %s and %s; the "
                      "last: %s at %s.", w->cfg->rate_limit, w->cfg->name, h->count,
                      h->count == 1 ? "" : "s", from, to, h->label, h->camera);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1;
     struct vg_tpl_buf t = {0}, x = {0}, m = {0};
     char head[96];
     snprintf(head, sizeof(head), "vigil: %lld alert%s held back", h->count,
              h->count == 1 ? "" : "s");
     vg_tpl_put(&t, head, strlen(head), VG_TPL_ONE_LINE);
     vg_tpl_put(&x, line, (size_t)n, esc);
-    vg_tpl_put(&m, "", 0, VG_TPL_PLAIN);
     if (ops->default_html || w->cfg->html[0]) {
         vg_tpl_put(&m, "<p>", 3, VG_TPL_PLAIN);
         vg_tpl_put(&m, line, (size_t)n, VG_TPL_HTML);
         vg_tpl_put(&m, "</p>", 4, VG_TPL_PLAIN);
     }
+    if (!m.p && !m.failed && !(m.p = calloc(1, 1)))    /* no html: "" */
+        m.failed = 1;
     if (t.failed || x.failed || m.failed || !t.p || !x.p) {
         free(t.p);
         free(x.p);
@@ -201,7 +209,8 @@ static char *summary_json(const struct ntf_worker *w, const struct held *h, cons
     return s;
 }
 
-static void restore(struct ntf_worker *w, const struct keys *k, const struct held *h)
+static void restore(struct ntf_worker *w, const struct keys *k, const struct held *h,
+                    const char *slot)
 {
     char n[24], f[24], l[24], ttl[24];
     redisReply *rep = NULL;
@@ -209,12 +218,14 @@ static void restore(struct ntf_worker *w, const struct keys *k, const struct hel
     snprintf(f, sizeof(f), "%lld", h->first_ms);
     snprintf(l, sizeof(l), "%lld", h->last_ms);
     snprintf(ttl, sizeof(ttl), "%lld", HELD_TTL_MS);
-    const char *argv[] = {"EVAL", RESTORE_LUA, "1", k->held, n, f, l, h->camera, h->label, ttl};
-    if (vg_redis_cmdv(w->redis, &rep, 10, argv) == VG_OK)
+    const char *argv[] = {"EVAL", RESTORE_LUA, "2", k->held, k->log, n, f, l, h->camera, h->label,
+                          ttl, slot};
+    if (vg_redis_cmdv(w->redis, &rep, 12, argv) == VG_OK)
         freeReplyObject(rep);
 }
 
-static void send_summary(struct ntf_worker *w, const struct keys *k, const struct held *h)
+static void send_summary(struct ntf_worker *w, const struct keys *k, const struct held *h,
+                         const char *slot)
 {
     char id[VG_ID_MAX + 40];
     char *title = NULL, *text = NULL, *html = NULL, *json = NULL;
@@ -245,9 +256,11 @@ static void send_summary(struct ntf_worker *w, const struct keys *k, const struc
         VG_INFO("rate_limit.summary", h->camera, "sink %s: summary of %lld held-back alert(s) sent",
                 w->cfg->name, h->count);
     } else {
-        restore(w, k, h);
-        VG_WARN("rate_limit.summary_failed", h->camera, "sink %s: %s; tried again later",
-                w->cfg->name, r.error);
+        restore(w, k, h, slot);
+        /* A sink that is down is not asked again every tick. */
+        w->rate_next_check_us = vg_mono_us() + SUMMARY_RETRY_US;
+        VG_WARN("rate_limit.summary_failed", h->camera, "sink %s: %s; tried again in %lld s",
+                w->cfg->name, r.error, SUMMARY_RETRY_US / 1000000);
     }
     free(title);
     free(text);
@@ -285,5 +298,5 @@ void ntf_rate_tick(struct ntf_worker *w)
     }
     freeReplyObject(rep);
     if (have && h.count > 0)
-        send_summary(w, &k, &h);
+        send_summary(w, &k, &h, id);
 }

@@ -118,6 +118,8 @@ def config(stack, port, tls_port, tls):
 cameras:
   - {{ id: door, url: {stack.path("unused.avi")} }}
   - {{ id: yard, url: {stack.path("unused.avi")} }}
+dispatch:
+  snapshot_dir: {os.path.dirname(JPEG)}
 notifier:
   ack_wait_s: 10
   sinks:

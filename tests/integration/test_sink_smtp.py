@@ -108,6 +108,8 @@ def config(stack, mail, secure, plain, cert):
     return f"""
 cameras:
   - {{ id: {CAM}, url: {stack.path("unused.avi")} }}
+dispatch:
+  snapshot_dir: {stack.dir}
 notifier:
   sinks:
     - {{ name: mail, type: smtp, url: "{m}", from: {FROM}, from_name: Vigil Test,

@@ -17,7 +17,8 @@ does), alerts injected into the alerts stream as dedupe would.
 - no snapshot: sendMessage (link preview off), the text reads fine without a
   clip link;
 - a caption longer than 1024 characters is cut with "…" and accepted;
-- a photo Telegram refuses (too large, not a JPEG) falls back to sendMessage;
+- a photo Telegram refuses (too large) falls back to sendMessage; a file that
+  is not a JPEG is never attached;
 - the token never shows in the notifier's log.
 """
 import base64
@@ -37,7 +38,7 @@ from harness import check, run, wait_for  # noqa: E402
 TOKEN = "7654321:AAFake-Token_ForTests0123456789abcdef"
 PHOTO = "/usr/share/doc/opencv-doc/examples/data/messi5.jpg"
 CHATS = ["1001", "@vigil_family", "2002", "4004", "3003"]
-CAMS = ["front", "md", "ra", "ra2", "nosnap", "long", "big", "notjpeg"]
+CAMS = ["front", "md", "ra", "ra2", "nosnap", "long", "big", "notjpeg", "outside"]
 TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 GREETING = "{display_name} is here — their song: {profile.song}"
 
@@ -74,6 +75,8 @@ def config(stack, fake):
 timezone: UTC
 cameras:
 {cams}
+dispatch:
+  snapshot_dir: {stack.dir}
 notifier:
   sinks:
     # token from VIGIL_SINK_TG_TOKEN_FILE
@@ -258,8 +261,14 @@ def photo_refused(stack, fake, jpeg):
     wait_for(lambda: fake.accepted("1001", " at notjpeg"), 10, "the text for a bogus image")
     got = [(r["method"], r["status"], r.get("description")) for r in
            fake.requests("1001", " at notjpeg")]
-    check(got[0][2] == "Bad Request: IMAGE_PROCESS_FAILED" and got[-1][:2] == ("sendMessage", 200),
-          f"not a JPEG: sendMessage instead ({got})")
+    # The notifier attaches only JPEGs (render.c), so this one is never sent.
+    check(got == [("sendMessage", 200, None)], f"not a JPEG: not attached, sendMessage ({got})")
+    # A JPEG outside dispatch.snapshot_dir is not read either: an alert from
+    # the bus must not make the notifier post a file of its choosing.
+    publish(stack, "outside", snapshot="/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
+    wait_for(lambda: fake.accepted("1001", " at outside"), 10, "the text for an outside file")
+    got = [r["method"] for r in fake.requests("1001", " at outside")]
+    check(got == ["sendMessage"], f"a file outside snapshot_dir is not attached ({got})")
 
 
 def body(stack, args):
