@@ -40,7 +40,8 @@
 
 #define TOPIC_MAX 512
 #define HOST_MAX 256
-#define ACK_RING 64             /* recent PUBACKs; one deliver waits for at most PUBS_MAX */
+#define ACK_RING 1024           /* recent PUBACKs: more than one discovery burst (2 x 128 + 1)
+                                 * can push out, so a deliver never loses its own */
 #define PUBS_MAX 8
 #define PAIRS_MAX 128           /* (camera, label) pairs announced to Home Assistant */
 #define LOOP_SLICE_MS 200       /* how often the I/O thread looks at the stop flag */
