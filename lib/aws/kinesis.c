@@ -146,15 +146,6 @@ static json_t *request(const struct vg_kinesis_stream *s, const char *name, cons
     return req;
 }
 
-/* AWS's code for throttling by the stream's KMS key, which the client's
- * generic list does not know: translated here, where the error enters. */
-static vg_status translate(vg_status st)
-{
-    if (st == VG_ERR_AWS && !strcmp(vg_aws_last_error_code(), "KMSThrottlingException"))
-        return VG_ERR_THROTTLED;    /* the detail already names the code */
-    return st;
-}
-
 static vg_status parse(json_t *answer, struct vg_kinesis_put *out)
 {
     const char *seq = json_string_value(json_object_get(answer, "SequenceNumber"));
@@ -194,7 +185,7 @@ vg_status vg_kinesis_put_record(struct vg_aws *a, const struct vg_kinesis_stream
     st = vg_aws_call_json(a, &r, request(s, name, data ? data : "", len, partition_key),
                           JSON_COMPACT, &answer);
     if (st != VG_OK)
-        return translate(st);
+        return st;
     st = parse(answer, &got);
     json_decref(answer);
     if (st == VG_OK && out)

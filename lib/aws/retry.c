@@ -14,6 +14,7 @@ static const char *const throttle_codes[] = {
     "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
     "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
     "EC2ThrottledException", "Throttled", "ClientLimitExceededException",
+    "KMSThrottlingException",   /* Kinesis: the stream's KMS key is throttled */
 };
 
 static const char *const transient_codes[] = {

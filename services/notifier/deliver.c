@@ -98,6 +98,7 @@ static void dead_letter(struct ntf_worker *w, const struct job *j, unsigned atte
         return;
     }
     natsMsg_Term(j->msg, NULL);
+    ntf_gate_forget(w, j->a);
     vg_counter_inc(w->m.dead_letters);
     VG_ERROR("alert.dead_lettered", j->camera, "alert %s sink %s, delivery %llu: %s",
              j->a->alert_id, w->cfg->name, (unsigned long long)j->meta.delivered, error);

@@ -64,6 +64,25 @@ static int escalation(struct ntf_worker *w, const Vigil__V1__Alert *a, int take)
     return taken;
 }
 
+/* A dead-lettered escalation gives the incident's one back: a later
+ * escalation (or a replay of this one) may still reach the sink. */
+static const char FORGET_LUA[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n";
+
+void ntf_gate_forget(struct ntf_worker *w, const Vigil__V1__Alert *a)
+{
+    char key[256];
+    redisReply *rep = NULL;
+    if (w->cfg->incidents != VG_SINK_INCIDENTS_ESCALATE || first_of_incident(a))
+        return;
+    snprintf(key, sizeof(key), "%s:ntf:%s:escalated:%s", w->n->cfg->prefix, w->cfg->name,
+             a->incident_id);
+    const char *argv[] = {"EVAL", FORGET_LUA, "1", key, a->alert_id};
+    if (vg_redis_cmdv(w->redis, &rep, 5, argv) == VG_OK)
+        freeReplyObject(rep);
+}
+
 int ntf_gate_after_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s)
 {
     memset(s, 0, sizeof(*s));

@@ -128,6 +128,8 @@ void ntf_hand_back_now(struct ntf_worker *w, natsMsg *msg);
  * one escalation per incident and the rate limit. */
 int ntf_gate_before_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s);
 int ntf_gate_after_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s);
+/* A dead-lettered escalation gives its incident's one escalation back. */
+void ntf_gate_forget(struct ntf_worker *w, const Vigil__V1__Alert *a);
 
 /* ratelimit.c: 1 to send; 0 held back (note says why). */
 int ntf_rate_take(struct ntf_worker *w, const Vigil__V1__Alert *a, char *note, size_t cap);

@@ -8,6 +8,7 @@ import hmac
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -351,6 +352,9 @@ def run(body, dump=(), cleanup=None):
                 if any(name.startswith(d) for d in dump) and hasattr(p, "text"):
                     print(f"---- {name} log (tail) ----\n{p.text()[-4000:]}", file=sys.stderr)
             print(f"logs kept in {stack.dir}", file=sys.stderr)
+        else:
+            # Only a failure's logs are worth the disk (JetStream stores, snapshots).
+            shutil.rmtree(stack.dir, ignore_errors=True)
         print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     return 0 if ok else 1
 
