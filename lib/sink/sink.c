@@ -79,3 +79,8 @@ void vg_sink_url_origin(char *out, size_t cap, const char *url)
     }
     snprintf(out, cap, "%.*s%.*s", p ? (int)(p + 3 - url) : 0, url, (int)n, host);
 }
+
+int vg_sink_is_http_url(const char *url)
+{
+    return url && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7));
+}

@@ -140,6 +140,9 @@ int64_t vg_sink_redeliver_ms(const struct vg_sink_cfg *cfg, unsigned delivery,
  * "https://user:pw@host:8443/hook/T0KEN?x=1" -> "https://host:8443". */
 void vg_sink_url_origin(char *out, size_t cap, const char *url);
 
+/* 1 when url is an http:// or https:// URL (a link a reader can open). */
+int vg_sink_is_http_url(const char *url);
+
 /* Lowercase hex HMAC-SHA256(secret, "<ts>.<body>"): the webhook's
  * X-Vigil-Signature is "sha256=" + this, X-Vigil-Timestamp is ts. */
 #define VG_SINK_HMAC_HEX_LEN 64

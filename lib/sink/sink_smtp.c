@@ -511,11 +511,6 @@ static void id_atom(char *out, size_t cap, const char *id)
 
 /* ---- the parts ---- */
 
-static int web_link(const char *url)
-{
-    return !strncmp(url, "https://", 8) || !strncmp(url, "http://", 7);
-}
-
 /* The links the type's own templates leave to the sink: a template cannot
  * leave out a line whose field is empty, and file:// links mean nothing in
  * someone's inbox. */
@@ -524,7 +519,7 @@ static void text_links(struct vg_tpl_buf *t, const struct vg_sink_alert *a)
     const char *urls[2] = {a->snapshot_url, a->clip_url};
     const char *names[2] = {"Snapshot", "Clip"};
     for (int i = 0; i < 2; i++)
-        if (web_link(urls[i])) {
+        if (vg_sink_is_http_url(urls[i])) {
             vg_tpl_put(t, "\n", 1, VG_TPL_PLAIN);
             vg_tpl_put(t, names[i], strlen(names[i]), VG_TPL_PLAIN);
             vg_tpl_put(t, ": ", 2, VG_TPL_PLAIN);
@@ -538,7 +533,7 @@ static void html_links(struct vg_tpl_buf *t, const struct vg_sink_alert *a)
     const char *names[2] = {"Snapshot", "Clip"};
     int any = 0;
     for (int i = 0; i < 2; i++) {
-        if (!web_link(urls[i]))
+        if (!vg_sink_is_http_url(urls[i]))
             continue;
         const char *open = any ? " &middot; <a href=\"" : "<p style=\"margin:12px 0\"><a href=\"";
         vg_tpl_put(t, open, strlen(open), VG_TPL_PLAIN);

@@ -154,19 +154,14 @@ static void make_subject(const char *title, char out[SUBJECT_BUF])
             *p = ' ';
 }
 
-static int openable(const char *url)
-{
-    return !strncmp(url, "https://", 8) || !strncmp(url, "http://", 7);
-}
-
 /* "\nClip: <url>\nSnapshot: <url>" for the links the text lacks. */
 static void make_links(const struct vg_sink_alert *a, const char *text, char *out, size_t cap)
 {
     size_t n = 0;
     out[0] = '\0';
-    if (openable(a->clip_url) && !strstr(text, a->clip_url))
+    if (vg_sink_is_http_url(a->clip_url) && !strstr(text, a->clip_url))
         n += (size_t)snprintf(out + n, cap - n, "\nClip: %s", a->clip_url);
-    if (n < cap && openable(a->snapshot_url) && !strstr(text, a->snapshot_url))
+    if (n < cap && vg_sink_is_http_url(a->snapshot_url) && !strstr(text, a->snapshot_url))
         snprintf(out + n, cap - n, "\nSnapshot: %s", a->snapshot_url);
 }
 

@@ -460,7 +460,7 @@ static vg_status telegram_check(const void *settings, const char *where)
     if (!token_ok(s->token))
         return vg_errf(VG_ERR_CONFIG, "%s: the token is not a bot token (<digits>:<letters, "
                        "digits, '_' and '-'>, as @BotFather gives it)", where);
-    if (strncmp(s->api_base, "http://", 7) != 0 && strncmp(s->api_base, "https://", 8) != 0)
+    if (!vg_sink_is_http_url(s->api_base))
         return vg_errf(VG_ERR_CONFIG, "%s: api_base must be an http(s) URL", where);
     return parse_chats(s->chat_ids, &chats, where);
 }

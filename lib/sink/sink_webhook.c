@@ -249,7 +249,7 @@ static void webhook_cleanup(void *state)
 static vg_status webhook_check(const void *settings, const char *where)
 {
     const struct webhook_settings *s = settings;
-    if (strncmp(s->url, "http://", 7) != 0 && strncmp(s->url, "https://", 8) != 0)
+    if (!vg_sink_is_http_url(s->url))
         return vg_errf(VG_ERR_CONFIG, "%s: a webhook sink needs an http(s) url", where);
     return VG_OK;
 }

@@ -49,12 +49,26 @@ static const char ESCALATE_LUA[] =
     "if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end\n"
     "return 0\n";
 
+static void escalation_key(const struct ntf_worker *w, const Vigil__V1__Alert *a, char *key,
+                           size_t cap)
+{
+    snprintf(key, cap, "%s:ntf:%s:escalated:%s", w->n->cfg->prefix, w->cfg->name,
+             a->incident_id);
+}
+
+static int escalated_already(struct ntf_worker *w, const Vigil__V1__Alert *a, struct ntf_skip *s)
+{
+    s->reason = "incident";
+    snprintf(s->note, sizeof(s->note), "incident %s escalated to sink %s once already (%s now); "
+             "one update per incident", a->incident_id, w->cfg->name, a->escalation);
+    return 1;
+}
+
 static int escalation(struct ntf_worker *w, const Vigil__V1__Alert *a, int take)
 {
     char key[256], ttl[16];
     redisReply *rep = NULL;
-    snprintf(key, sizeof(key), "%s:ntf:%s:escalated:%s", w->n->cfg->prefix, w->cfg->name,
-             a->incident_id);
+    escalation_key(w, a, key, sizeof(key));
     snprintf(ttl, sizeof(ttl), "%d", ESCALATION_TTL_S);
     const char *argv[] = {"EVAL", ESCALATE_LUA, "1", key, a->alert_id, ttl, take ? "1" : "0"};
     if (vg_redis_cmdv(w->redis, &rep, 7, argv) != VG_OK)
@@ -76,8 +90,7 @@ void ntf_gate_forget(struct ntf_worker *w, const Vigil__V1__Alert *a)
     redisReply *rep = NULL;
     if (w->cfg->incidents != VG_SINK_INCIDENTS_ESCALATE || first_of_incident(a))
         return;
-    snprintf(key, sizeof(key), "%s:ntf:%s:escalated:%s", w->n->cfg->prefix, w->cfg->name,
-             a->incident_id);
+    escalation_key(w, a, key, sizeof(key));
     const char *argv[] = {"EVAL", FORGET_LUA, "1", key, a->alert_id};
     if (vg_redis_cmdv(w->redis, &rep, 5, argv) == VG_OK)
         freeReplyObject(rep);
@@ -90,22 +103,14 @@ int ntf_gate_after_claim(struct ntf_worker *w, const Vigil__V1__Alert *a, struct
     /* Looked at first, taken only once the rate limit let the alert
      * through: a held-back escalation must not use up the incident's one. */
     if (escalating && escalation(w, a, 0)) {
-        s->reason = "incident";
-        snprintf(s->note, sizeof(s->note), "incident %s escalated to sink %s once already "
-                 "(%s now); one update per incident", a->incident_id, w->cfg->name,
-                 a->escalation);
-        return 1;
+        return escalated_already(w, a, s);
     }
     if (!ntf_rate_take(w, a, s->note, sizeof(s->note))) {
         s->reason = "rate_limit";
         return 1;
     }
     if (escalating && escalation(w, a, 1)) {
-        s->reason = "incident";
-        snprintf(s->note, sizeof(s->note), "incident %s escalated to sink %s once already "
-                 "(%s now); one update per incident", a->incident_id, w->cfg->name,
-                 a->escalation);
-        return 1;
+        return escalated_already(w, a, s);
     }
     return 0;
 }
