@@ -97,6 +97,8 @@ static const struct field camera_fields[] = {
     LIST("watch", bind_watch),
     LIST("label_watch_list", bind_label_watch_list),
     DBL("label_watch_min_conf", struct vg_camera_cfg, label_watch_min_conf, 0, 100),
+    BOOL("record", struct vg_camera_cfg, record),
+    STR("kvs_stream", struct vg_camera_cfg, kvs_stream),
     END,
 };
 
@@ -196,10 +198,30 @@ static const struct field faces_fields[] = {
     END,
 };
 
+static const struct field console_fields[] = {
+    STR("addr", struct vg_config, console.addr),
+    STR("public_url", struct vg_config, console.public_url),
+    END,
+};
+
+static const struct field recording_fields[] = {
+    BOOL("enabled", struct vg_config, recording.enabled),
+    STR("dir", struct vg_config, recording.dir),
+    INT("segment_s", struct vg_config, recording.segment_s, 1, 600),
+    INT("max_age_h", struct vg_config, recording.max_age_h, 0, 24 * 3650),
+    INT("max_mb", struct vg_config, recording.max_mb, 0, 1 << 24),
+    END,
+};
+
 static const struct field top_fields[] = {
     STR("prefix", struct vg_config, prefix),
     STR("timezone", struct vg_config, timezone),
     ANYMAP("routing"),
+    ANYMAP("store"),
+    ANYMAP("clips"),
+    ANYMAP("kvs"),
+    MAP("console", console_fields),
+    MAP("recording", recording_fields),
     STR("log_level", struct vg_config, log_level),
     STR("nats_url", struct vg_config, nats_url),
     STR("redis_url", struct vg_config, redis_url),
@@ -235,6 +257,7 @@ static void camera_defaults(struct vg_camera_cfg *cam)
     cam->every_n = 30;
     cam->keepalive_s = 10;
     cam->label_watch_min_conf = 90;
+    cam->record = -1;
 }
 
 void vg_cfg_defaults(struct vg_config *cfg)
@@ -245,6 +268,13 @@ void vg_cfg_defaults(struct vg_config *cfg)
     strcpy(cfg->nats_url, "nats://127.0.0.1:4222");
     strcpy(cfg->redis_url, "redis://127.0.0.1:6379");
     cfg->max_payload = 1024 * 1024;
+    strcpy(cfg->console.addr, "127.0.0.1:8080");
+    strcpy(cfg->console.public_url, "http://127.0.0.1:8080");
+    cfg->recording.enabled = 1;
+    strcpy(cfg->recording.dir, "/var/lib/vigil/recordings");
+    cfg->recording.segment_s = 10;
+    cfg->recording.max_age_h = 24;
+    cfg->recording.max_mb = 2048;
     cfg->aws.connect_timeout_ms = 3000;
     cfg->aws.timeout_ms = 10000;
     cfg->aws.max_attempts = 3;
@@ -904,7 +934,11 @@ vg_status vg_cfg_apply_env(struct vg_config *cfg)
         (st = env_str("VIGIL_HTTP_ADDR", cfg->http_addr, sizeof(cfg->http_addr))) ||
         (st = env_str("VIGIL_PREFIX", cfg->prefix, sizeof(cfg->prefix))) ||
         (st = env_str("VIGIL_LOG_LEVEL", cfg->log_level, sizeof(cfg->log_level))) ||
-        (st = env_str("VIGIL_TIMEZONE", cfg->timezone, sizeof(cfg->timezone))))
+        (st = env_str("VIGIL_TIMEZONE", cfg->timezone, sizeof(cfg->timezone))) ||
+        (st = env_str("VIGIL_CONSOLE_ADDR", cfg->console.addr, sizeof(cfg->console.addr))) ||
+        (st = env_str("VIGIL_CONSOLE_URL", cfg->console.public_url,
+                      sizeof(cfg->console.public_url))) ||
+        (st = env_str("VIGIL_RECORDING_DIR", cfg->recording.dir, sizeof(cfg->recording.dir))))
         return st;
     return VG_OK;
 }
@@ -926,6 +960,12 @@ vg_status vg_cfg_validate(const struct vg_config *cfg)
     }
     if (strncmp(cfg->redis_url, "redis://", 8))
         return vg_errf(VG_ERR_CONFIG, "redis_url must start with redis://");
+    if (strncmp(cfg->console.public_url, "http://", 7) &&
+        strncmp(cfg->console.public_url, "https://", 8))
+        return vg_errf(VG_ERR_CONFIG, "console.public_url \"%s\" must start with http:// or "
+                       "https:// (links in alerts start with it)", cfg->console.public_url);
+    if (cfg->recording.enabled && !cfg->recording.dir[0])
+        return vg_errf(VG_ERR_CONFIG, "recording.dir is empty while recording.enabled is true");
     if (!cfg->aws.access_key_id[0] != !cfg->aws.secret_access_key[0])
         return vg_errf(VG_ERR_CONFIG, "aws.access_key_id and aws.secret_access_key go together");
     if (!vg_face_matcher_find(cfg->facematch.matcher)) {

@@ -78,6 +78,9 @@ struct vg_camera_cfg {
     int n_watch;
     struct vg_watch watch[VG_MAX_WATCH];
     double label_watch_min_conf;    /* seed 004, percent: for label_watch_list entries */
+    int record;                 /* rolling recording: -1 = recording.enabled, 0 off, 1 on */
+    char kvs_stream[256];       /* Kinesis Video stream: upload (kvs.upload) and clip links;
+                                 * "" = none */
 };
 
 /* Room for one sink type's own settings (its struct, bound by its option
@@ -141,6 +144,17 @@ struct vg_config {
     struct vg_camera_cfg cameras[VG_MAX_CAMERAS];
 
     struct vg_aws_cfg aws;
+    struct {
+        char addr[64];          /* "host:port" the console's API listens on */
+        char public_url[VG_URL_MAX]; /* how readers reach it: links in alerts start here */
+    } console;
+    struct {
+        int enabled;            /* cameras record unless their `record` says otherwise */
+        char dir[VG_URL_MAX];   /* <dir>/<camera>/<start_ms>.mkv + index */
+        int segment_s;          /* a new segment at the first keyframe after this long */
+        int max_age_h;          /* segments older than this are deleted; 0 = no age limit */
+        int max_mb;             /* per camera: oldest deleted above this; 0 = no cap */
+    } recording;
     struct {
         char collection[128];   /* Rekognition collection of known faces */
         char profile_table[128];/* DynamoDB table of profiles, keyed by FaceId */

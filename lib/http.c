@@ -51,34 +51,35 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return reply(c, 404, "text/plain", "not found\n", MHD_RESPMEM_PERSISTENT);
 }
 
-static vg_status parse_addr(const char *addr, struct sockaddr_in *sa)
+vg_status vg_http_parse_addr(const char *addr, const char *what, struct sockaddr_in *sa)
 {
     char host[64];
     const char *colon = strrchr(addr, ':');
     memset(sa, 0, sizeof(*sa));
     sa->sin_family = AF_INET;
     if (!colon || (size_t)(colon - addr) >= sizeof(host))
-        return vg_errf(VG_ERR_CONFIG, "http address \"%s\" must be host:port", addr);
+        return vg_errf(VG_ERR_CONFIG, "%s \"%s\" must be host:port", what, addr);
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535)
-        return vg_errf(VG_ERR_CONFIG, "http address \"%s\": bad port", addr);
+        return vg_errf(VG_ERR_CONFIG, "%s \"%s\": bad port", what, addr);
     sa->sin_port = htons((uint16_t)port);
     if (!*host || !strcmp(host, "0.0.0.0"))
         sa->sin_addr.s_addr = htonl(INADDR_ANY);
     else if (!strcmp(host, "localhost"))
         sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return vg_errf(VG_ERR_CONFIG, "http address \"%s\": host must be an IPv4 address", addr);
+        return vg_errf(VG_ERR_CONFIG, "%s \"%s\": host must be an IPv4 address",
+                       what, addr);
     return VG_OK;
 }
 
 vg_status vg_http_start(struct vg_http **out, const char *addr, vg_ready_fn ready, void *ctx)
 {
     struct sockaddr_in sa;
-    vg_status st = parse_addr(addr, &sa);
+    vg_status st = vg_http_parse_addr(addr, "http address", &sa);
     if (st != VG_OK)
         return st;
     struct vg_http *h = calloc(1, sizeof(*h));

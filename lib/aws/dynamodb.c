@@ -185,21 +185,32 @@ vg_status vg_ddb_delete_item(struct vg_aws *aws, const char *table, const json_t
 
 /* ---- query --------------------------------------------------------------- */
 
+static const char *key_condition(const struct vg_ddb_query *q)
+{
+    if (q->since && q->until)
+        return "#pk = :pk AND #sk BETWEEN :since AND :until";
+    if (q->since)
+        return "#pk = :pk AND #sk >= :since";
+    return q->until ? "#pk = :pk AND #sk <= :until" : "#pk = :pk";
+}
+
 static json_t *query_body(const struct vg_ddb_query *q)
 {
     json_t *b = json_pack("{s:s, s:s, s:{s:s}, s:{s:O}, s:b, s:b}", "TableName", q->table,
-                          "KeyConditionExpression",
-                          q->since ? "#pk = :pk AND #sk >= :since" : "#pk = :pk",
+                          "KeyConditionExpression", key_condition(q),
                           "ExpressionAttributeNames", "#pk", q->pk_name,
                           "ExpressionAttributeValues", ":pk", (json_t *)q->pk,
                           "ScanIndexForward", q->oldest_first, "ConsistentRead", q->consistent);
     int bad = !b;
-    if (b && q->since) {
+    if (b && (q->since || q->until))
         bad |= json_object_set_new(json_object_get(b, "ExpressionAttributeNames"), "#sk",
                                    json_string(q->sk_name));
+    if (b && q->since)
         bad |= json_object_set(json_object_get(b, "ExpressionAttributeValues"), ":since",
                                (json_t *)q->since);
-    }
+    if (b && q->until)
+        bad |= json_object_set(json_object_get(b, "ExpressionAttributeValues"), ":until",
+                               (json_t *)q->until);
     if (b && q->index)
         bad |= json_object_set_new(b, "IndexName", json_string(q->index));
     if (b && q->limit > 0)
@@ -220,10 +231,11 @@ vg_status vg_ddb_query(struct vg_aws *aws, const struct vg_ddb_query *q, json_t 
     vg_status st = check_table(q->table);
     if (st != VG_OK)
         return st;
-    if (!q->pk_name || !json_is_object(q->pk) || (q->since && !q->sk_name) || q->limit < 0 ||
-        (q->since && !json_is_object(q->since)))
+    if (!q->pk_name || !json_is_object(q->pk) || ((q->since || q->until) && !q->sk_name) ||
+        q->limit < 0 || (q->since && !json_is_object(q->since)) ||
+        (q->until && !json_is_object(q->until)))
         return vg_errf(VG_ERR_INVALID, "dynamodb.Query %s: needs pk_name and pk, sk_name with "
-                       "since, limit >= 0", q->table);
+                       "since or until, limit >= 0", q->table);
     if ((st = ddb_call(aws, "Query", query_body(q), &answer)) != VG_OK)
         return st;
     json_t *found = json_object_get(answer, "Items");

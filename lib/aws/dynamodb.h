@@ -47,7 +47,9 @@ vg_status vg_ddb_get_item(struct vg_aws *aws, const char *table, const json_t *k
 vg_status vg_ddb_delete_item(struct vg_aws *aws, const char *table, const json_t *key);
 
 /* Items of one partition key, newest (largest sort key) first:
- *   KeyConditionExpression "#pk = :pk AND #sk >= :since", ScanIndexForward false. */
+ *   KeyConditionExpression "#pk = :pk AND #sk >= :since", ScanIndexForward false;
+ *   with until as well "#sk BETWEEN :since AND :until", with until alone
+ *   "#sk <= :until". */
 struct vg_ddb_query {
     const char *table;
     const char *index;          /* a secondary index, NULL for the table */
@@ -60,6 +62,7 @@ struct vg_ddb_query {
     int oldest_first;           /* 1: ascending instead */
     int consistent;
     const json_t *start_key;    /* a previous page's *last_key, or NULL */
+    const json_t *until;        /* highest sort key returned (needs sk_name); NULL: no bound */
 };
 
 /* *items gets a JSON array of items; *last_key (may be NULL) the

@@ -237,6 +237,28 @@ static void cache_drop(const char *key)
     pthread_mutex_unlock(&cache_lock);
 }
 
+vg_status vg_kvs_clip_url_opts(struct vg_aws *a, const struct vg_kvs_hls_opts *o, char *url,
+                               size_t cap)
+{
+    char key[CACHE_KEY_MAX], endpoint[VG_KVS_ENDPOINT_MAX];
+    vg_status st = check_hls("kinesisvideo.GetHLSStreamingSessionURL", o);
+    if (st != VG_OK)
+        return st;
+    int cacheable = cache_key(a, o->stream_name, key);
+    if (!cacheable || !cache_get(key, endpoint)) {
+        st = vg_kvs_get_data_endpoint(a, o->stream_name, "GET_HLS_STREAMING_SESSION_URL",
+                                      endpoint, sizeof(endpoint));
+        if (st != VG_OK)
+            return st;
+        if (cacheable)
+            cache_put(key, endpoint);
+    }
+    st = vg_kvs_get_hls_url(a, endpoint, o, url, cap);
+    if (st != VG_OK && cacheable)
+        cache_drop(key);
+    return st;
+}
+
 vg_status vg_kvs_clip_url(struct vg_aws *a, const char *stream, int64_t start_us,
                           int64_t end_us, int expires_s, enum vg_kvs_playback mode,
                           char *url, size_t cap)
@@ -245,21 +267,5 @@ vg_status vg_kvs_clip_url(struct vg_aws *a, const char *stream, int64_t start_us
         .stream_name = stream, .mode = mode, .selector = VG_KVS_SERVER_TIMESTAMP,
         .start_us = start_us, .end_us = end_us, .expires_s = expires_s,
     };
-    char key[CACHE_KEY_MAX], endpoint[VG_KVS_ENDPOINT_MAX];
-    vg_status st = check_hls("kinesisvideo.GetHLSStreamingSessionURL", &o);
-    if (st != VG_OK)
-        return st;
-    int cacheable = cache_key(a, stream, key);
-    if (!cacheable || !cache_get(key, endpoint)) {
-        st = vg_kvs_get_data_endpoint(a, stream, "GET_HLS_STREAMING_SESSION_URL", endpoint,
-                                      sizeof(endpoint));
-        if (st != VG_OK)
-            return st;
-        if (cacheable)
-            cache_put(key, endpoint);
-    }
-    st = vg_kvs_get_hls_url(a, endpoint, &o, url, cap);
-    if (st != VG_OK && cacheable)
-        cache_drop(key);
-    return st;
+    return vg_kvs_clip_url_opts(a, &o, url, cap);
 }

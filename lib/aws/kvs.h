@@ -66,4 +66,11 @@ vg_status vg_kvs_clip_url(struct vg_aws *a, const char *stream, int64_t start_us
                           int64_t end_us, int expires_s, enum vg_kvs_playback mode,
                           char *url, size_t cap);
 
+/* As vg_kvs_clip_url with every option of o (the fragment selector,
+ * max_fragments), through the same data endpoint cache. The clip links of
+ * lib/clip/clip_kvs.c use PRODUCER_TIMESTAMP: the camera's clock, which the
+ * detection time is also taken from. */
+vg_status vg_kvs_clip_url_opts(struct vg_aws *a, const struct vg_kvs_hls_opts *o, char *url,
+                               size_t cap);
+
 #endif

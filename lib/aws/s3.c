@@ -94,28 +94,42 @@ static vg_status s3_call(struct vg_aws *aws, const struct target *t, const struc
     return vg_aws_call(aws, &r, resp);
 }
 
-vg_status vg_s3_put_object(struct vg_aws *aws, const char *bucket, const char *key,
-                           const void *data, size_t len, const char *content_type,
-                           const char *sse, char *etag, size_t etag_cap)
+vg_status vg_s3_put_object_kms(struct vg_aws *aws, const char *bucket, const char *key,
+                               const void *data, size_t len, const char *content_type,
+                               const char *sse, const char *kms_key_id, char *etag,
+                               size_t etag_cap)
 {
     struct target t;
     struct vg_aws_response resp;
-    struct vg_sigv4_header h[] = {{"x-amz-server-side-encryption", sse}};
+    struct vg_sigv4_header h[] = {{"x-amz-server-side-encryption", sse},
+                                  {"x-amz-server-side-encryption-aws-kms-key-id", kms_key_id}};
     vg_status st = make_target(aws, bucket, key, &t);
     if (st != VG_OK)
         return st;
     if (sse && strcmp(sse, "AES256") && strcmp(sse, "aws:kms"))
         return vg_errf(VG_ERR_INVALID, "s3: server-side encryption %s: use AES256 or aws:kms",
                        sse);
+    int with_kms_key = kms_key_id && *kms_key_id;
+    if (with_kms_key && (!sse || strcmp(sse, "aws:kms")))
+        return vg_errf(VG_ERR_INVALID, "s3: a KMS key id needs server-side encryption aws:kms");
     struct call c = {.api = "s3.PutObject", .method = "PUT",
                      .content_type = content_type ? content_type : "application/octet-stream",
-                     .headers = h, .n_headers = sse ? 1 : 0, .body = data, .body_len = len};
+                     .headers = h, .n_headers = sse ? (with_kms_key ? 2u : 1u) : 0u,
+                     .body = data, .body_len = len};
     if ((st = s3_call(aws, &t, &c, &resp)) != VG_OK)
         return st;
     if (etag && etag_cap)
         snprintf(etag, etag_cap, "%s", resp.etag);
     vg_aws_response_cleanup(&resp);
     return VG_OK;
+}
+
+vg_status vg_s3_put_object(struct vg_aws *aws, const char *bucket, const char *key,
+                           const void *data, size_t len, const char *content_type,
+                           const char *sse, char *etag, size_t etag_cap)
+{
+    return vg_s3_put_object_kms(aws, bucket, key, data, len, content_type, sse, NULL, etag,
+                                etag_cap);
 }
 
 /* Take the body of resp into o (the client allocated it with malloc). */

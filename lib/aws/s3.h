@@ -43,6 +43,12 @@ vg_status vg_s3_check_key(const char *key);
 vg_status vg_s3_put_object(struct vg_aws *aws, const char *bucket, const char *key,
                            const void *data, size_t len, const char *content_type,
                            const char *sse, char *etag, size_t etag_cap);
+/* The same with SSE-KMS under a given key: kms_key_id (an id, ARN or alias;
+ * NULL or "": the account's aws/s3 key) needs sse "aws:kms". */
+vg_status vg_s3_put_object_kms(struct vg_aws *aws, const char *bucket, const char *key,
+                               const void *data, size_t len, const char *content_type,
+                               const char *sse, const char *kms_key_id, char *etag,
+                               size_t etag_cap);
 
 /* GetObject into memory, reading at most max_bytes + 1 bytes (a ranged GET):
  * VG_ERR_TOO_LARGE when the object is larger than max_bytes, VG_ERR_NOT_FOUND

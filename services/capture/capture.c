@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "clip/clip.h"
 #include "gate.h"
+#include "kvs_upload.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "publish.h"
+#include "record.h"
 #include "sampler.h"
 #include "source.h"
 #include "timeutil.h"
@@ -43,6 +46,8 @@ struct cap {
     char subj_frames[192];
     char subj_status[192];
     struct cap_pipeline *pipe;
+    struct cap_recorder *rec;       /* NULL: this camera does not record */
+    struct cap_kvs *kvs;            /* NULL: no Kinesis Video upload */
     struct cap_sampler sampler;
     struct cap_gate gate;
     struct cap_stats stats;
@@ -86,6 +91,37 @@ static void metrics_init(struct cap_metrics *m)
 }
 
 static int stop_requested(void *ctx) { return vg_svc_stopping(ctx); }
+
+/* Every video packet, before decoding: the consumers that need the stream
+ * itself rather than frames (the rolling recording, the KVS upload). */
+static void on_packet(void *ctx, const AVStream *st, const AVPacket *pkt)
+{
+    struct cap *c = ctx;
+    if (c->rec)
+        cap_recorder_packet(c->rec, pkt);
+    if (c->kvs)
+        cap_kvs_packet(c->kvs, st, pkt);
+}
+
+/* A source opened, reopened or looped: its packets start a new segment (and
+ * a new Matroska header for KVS). */
+static void recording_start(struct cap *c, const struct cap_source *src)
+{
+    if (c->rec && cap_recorder_start(c->rec, cap_source_stream(src), cap_source_is_live(c->kind),
+                                     cap_source_wallclock(src)) != VG_OK)
+        VG_WARN("recording.failed", c->cam->id, "%s", vg_err_detail());
+    if (c->kvs)
+        cap_kvs_source_opened(c->kvs, cap_source_stream(src));
+}
+
+static void close_source(struct cap *c, struct cap_source *src)
+{
+    if (src && c->rec)
+        cap_recorder_stop(c->rec);
+    if (src && c->kvs)
+        cap_kvs_source_closed(c->kvs);
+    cap_source_destroy(src);
+}
 
 static void remember_error(struct cap *c)
 {
@@ -211,6 +247,7 @@ static vg_status open_source(struct cap *c, struct cap_source **src)
     struct cap_source_opts opts = {
         .camera = c->cam->id, .stop = stop_requested, .stop_ctx = c->svc,
         .keyframes_only = c->cam->sample_mode == VG_SAMPLE_KEYFRAMES,
+        .on_packet = c->rec || c->kvs ? on_packet : NULL, .packet_ctx = c,
     };
     report(c, VIGIL__V1__CAMERA_STATUS__STATE__CONNECTING, NULL);
     vg_status st = cap_source_open(src, c->cam->url, &opts);
@@ -225,6 +262,7 @@ static vg_status open_source(struct cap *c, struct cap_source **src)
             cap_source_describe(*src));
     c->error[0] = '\0';
     c->src_decode_errors = 0;
+    recording_start(c, *src);
     cap_sampler_reset(&c->sampler);
     cap_gate_reset(&c->gate);
     cap_pipeline_reset_motion(c->pipe);
@@ -266,6 +304,8 @@ static vg_status pump(struct cap *c, struct cap_source *src)
         }
         c->stats.read++;
         vg_counter_inc(c->m.read);
+        if (c->rec)
+            cap_recorder_frame_size(c->rec, f->width, f->height);
         if (cap_sampler_take(&c->sampler, pts_ms, cap_frame_is_key(f))) {
             if (pace(c, pts_ms))
                 return VG_ERR_STOPPED;
@@ -283,13 +323,14 @@ static vg_status restart_file(struct cap *c, struct cap_source **src)
 {
     if (cap_source_rewind(*src) != VG_OK) {
         VG_WARN("source.rewind_failed", c->cam->id, "%s; reopening", vg_err_detail());
-        cap_source_destroy(*src);
+        close_source(c, *src);
         *src = NULL;
         return open_source(c, src);
     }
     cap_sampler_reset(&c->sampler);
     cap_gate_reset(&c->gate);             /* the first frame is the scene again */
     cap_pipeline_reset_motion(c->pipe);   /* the last frame is no background for the first */
+    recording_start(c, *src);             /* timestamps start again: so does a segment */
     VG_INFO("source.looped", c->cam->id, "%s: back to the start", c->url);
     return VG_OK;
 }
@@ -310,7 +351,7 @@ static vg_status run_file(struct cap *c)
         }
         st = restart_file(c, &src);
     }
-    cap_source_destroy(src);
+    close_source(c, src);
     return st;
 }
 
@@ -337,7 +378,7 @@ static vg_status run_live(struct cap *c)
         vg_status st = open_source(c, &src);
         if (st == VG_OK)
             st = pump(c, src);
-        cap_source_destroy(src);
+        close_source(c, src);
         if (st == VG_ERR_STOPPED || vg_svc_stopping(c->svc))
             return VG_ERR_STOPPED;
         if (c->stats.read > before)
@@ -386,6 +427,8 @@ static void cap_fini(struct vg_svc *svc, void *state)
     struct cap *c = state;
     if (!c)
         return;
+    cap_recorder_destroy(c->rec);     /* writes what is queued, indexes the last segment */
+    cap_kvs_destroy(c->kvs);
     cap_pipeline_destroy(c->pipe);
     free(c);
 }
@@ -427,6 +470,25 @@ static void log_configured(const struct cap *c)
             publishing, c->subj_frames);
 }
 
+/* camera `record`: 1 on, 0 off, -1 (unset) as recording.enabled says
+ * (vg_clip_camera_records: the clip links follow the same rule). */
+static vg_status init_recording(struct cap *c, const struct vg_config *cfg)
+{
+    const struct vg_camera_cfg *cam = c->cam;
+    if (!vg_clip_camera_records(cfg, cam))
+        return VG_OK;
+    struct cap_recorder_cfg rc = {
+        .camera = cam->id, .dir = cfg->recording.dir, .segment_s = cfg->recording.segment_s,
+        .max_age_h = cfg->recording.max_age_h, .max_mb = cfg->recording.max_mb,
+    };
+    vg_status st = cap_recorder_create(&c->rec, &rc);
+    if (st == VG_OK)
+        VG_INFO("recording.configured", cam->id,
+                "into %s/%s, segments of %d s, kept %d h, at most %d MB", cfg->recording.dir,
+                cam->id, rc.segment_s, rc.max_age_h, rc.max_mb);
+    return st;
+}
+
 static vg_status cap_init(struct vg_svc *svc, void **state)
 {
     const struct vg_config *cfg = vg_svc_config(svc);
@@ -447,6 +509,10 @@ static vg_status cap_init(struct vg_svc *svc, void **state)
     metrics_init(&c->m);
     cap_source_log_setup(c->cam->id);
     st = cap_pipeline_create(&c->pipe, c->cam);
+    if (st == VG_OK)
+        st = init_recording(c, cfg);
+    if (st == VG_OK)
+        st = cap_kvs_create(&c->kvs, cfg, c->cam);
     if (st != VG_OK)
         goto out;
     log_configured(c);

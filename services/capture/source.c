@@ -41,6 +41,8 @@ struct cap_source {
     void *stop_ctx;
     int read_timeout_ms;
     int keyframes_only;
+    cap_packet_fn on_packet;
+    void *packet_ctx;
     int64_t frame_ms;       /* nominal frame interval, for frames without pts */
     int wallclock;          /* live source without timestamps: use arrival time */
     int64_t last_pts_ms;
@@ -77,6 +79,11 @@ int cap_source_is_live(enum cap_source_kind kind) { return kind != CAP_SOURCE_FI
 
 uint64_t cap_source_decode_errors(const struct cap_source *s) { return s->decode_errors; }
 const char *cap_source_describe(const struct cap_source *s) { return s->desc; }
+const AVStream *cap_source_stream(const struct cap_source *s)
+{
+    return s->fmt->streams[s->vstream];
+}
+int cap_source_wallclock(const struct cap_source *s) { return s->wallclock; }
 
 /* ---- FFmpeg's log, into ours ------------------------------------------ */
 
@@ -341,6 +348,8 @@ vg_status cap_source_open(struct cap_source **out, const char *url,
     s->stop_ctx = opts->stop_ctx;
     s->read_timeout_ms = opts->read_timeout_ms > 0 ? opts->read_timeout_ms : READ_TIMEOUT_MS;
     s->keyframes_only = opts->keyframes_only;
+    s->on_packet = opts->on_packet;
+    s->packet_ctx = opts->packet_ctx;
     s->pkt = av_packet_alloc();
     s->frame = av_frame_alloc();
     if (!s->pkt || !s->frame) {
@@ -409,6 +418,8 @@ static vg_status feed_decoder(struct cap_source *s)
     if (rc < 0)
         return av_fail(s, rc, "read");
     if (s->pkt->stream_index == s->vstream) {
+        if (s->on_packet)
+            s->on_packet(s->packet_ctx, s->fmt->streams[s->vstream], s->pkt);
         rc = avcodec_send_packet(s->dec, s->pkt);
         if (rc < 0 && rc != AVERROR(EAGAIN))
             decode_error(s, rc);

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include <libavcodec/packet.h>
+#include <libavformat/avformat.h>
 #include <libavutil/frame.h>
 
 #include "status.h"
@@ -21,6 +23,10 @@ enum cap_source_kind {
 
 /* Returns non-zero when the caller wants blocking calls abandoned. */
 typedef int (*cap_stop_fn)(void *ctx);
+/* Sees every packet of the video stream st, in demux order, before it is
+ * decoded (rolling recording, upload). The packet is the source's: take a
+ * reference (av_packet_ref) to keep it; must not block. */
+typedef void (*cap_packet_fn)(void *ctx, const AVStream *st, const AVPacket *pkt);
 
 struct cap_source_opts {
     const char *camera;     /* for logs */
@@ -32,6 +38,8 @@ struct cap_source_opts {
      * their packets are read but not decoded, the cheapest way to watch a
      * camera. H.264/H.265 cameras send a keyframe every 1-10 s (their GOP). */
     int keyframes_only;
+    cap_packet_fn on_packet;    /* may be NULL */
+    void *packet_ctx;
 };
 
 struct cap_source;
@@ -64,6 +72,13 @@ int cap_frame_is_key(const AVFrame *f);
 
 /* Seek back to the start (files). */
 vg_status cap_source_rewind(struct cap_source *s);
+
+/* The video stream being decoded: its codec parameters and time base, for
+ * packet consumers (valid until cap_source_destroy). */
+const AVStream *cap_source_stream(const struct cap_source *s);
+/* Non-zero when the source's timestamps are not usable and frames are timed
+ * by their arrival (MJPEG over HTTP). */
+int cap_source_wallclock(const struct cap_source *s);
 
 uint64_t cap_source_decode_errors(const struct cap_source *s);
 /* "msmpeg4v3 768x576 10.00 fps" */

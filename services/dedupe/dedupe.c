@@ -48,6 +48,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "records.h"
 #include "timeutil.h"
 #include "window.h"
 
@@ -77,6 +78,7 @@ struct dd {
     struct dd_outbox *out;
     struct dd_health *health;       /* NULL: dedupe.health.enabled is false */
     struct dd_incidents *inc;       /* NULL: dedupe.incident_gap_s is 0 */
+    struct dd_records *records;     /* NULL: no metadata store reachable at start */
     size_t win_entries, pwin_entries;   /* for the local windows gauge */
     uint64_t join_full_seen;            /* run loop only */
     int max_labels;
@@ -142,7 +144,7 @@ static void fill_alert(struct dd *d, const struct sighting *s, Vigil__V1__Alert 
     a->person_id = (char *)(s->person_id ? s->person_id : "");
     a->display_name = (char *)(s->display_name ? s->display_name : "");
     a->face_id = (char *)(s->face_id ? s->face_id : "");
-    a->snapshot_url = (char *)(s->snapshot_url ? s->snapshot_url : "");
+    a->snapshot_ref = (char *)(s->snapshot_url ? s->snapshot_url : ""); /* a store ref */
     a->zones = s->zones;
     a->n_zones = s->n_zones;
     a->profile = s->profile;
@@ -191,6 +193,7 @@ static vg_status open_window(struct dd *d, struct dd_windows *w, const struct si
 static void published(struct dd *d, const struct sighting *s, const Vigil__V1__Alert *a)
 {
     vg_counter_inc(d->alerts);
+    dd_records_alert(d->records, a);
     vg_histogram_observe_us(d->latency, vg_now_us() - s->header->capture_ts_us);
     VG_INFO("alert.published", s->header->camera_id, "%s alert %s (%s %.2f)%s%s%s%s%s", s->key,
             a->alert_id, s->label, s->confidence, a->fail_open ? " fail-open" : "",
@@ -486,7 +489,7 @@ static void on_detection(void *ctx, const char *subject, const void *data, size_
             .label = l->name,
             .confidence = l->confidence,
             .box = l->box,
-            .snapshot_url = det->snapshot_url,
+            .snapshot_url = det->snapshot_ref,
             .zones = l->zones,
             .n_zones = l->n_zones < VG_MAX_ZONES ? l->n_zones : VG_MAX_ZONES,
         };
@@ -580,7 +583,7 @@ static void identity_sighting(struct dd *d, const Vigil__V1__FaceMatch *m, int k
         .person_id = known ? m->person_id : NULL,
         .display_name = known ? m->display_name : NULL,
         .face_id = known ? m->face_id : NULL,
-        .snapshot_url = m->snapshot_url,
+        .snapshot_url = m->snapshot_ref,
         .window_s = d->cfg->dedupe.person_window_s,
     };
     int n = snprintf(s.key, sizeof(s.key), "%s:dd:%s:person:%s", d->cfg->prefix, cam,
@@ -736,6 +739,7 @@ static vg_status publish_incident(void *ctx, const char *camera, const Vigil__V1
     struct dd *d = ctx;
     char subject[256];
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "incidents", camera);
+    dd_records_incident(d->records, camera, m);
     return vg_bus_publish(vg_svc_bus(d->svc), subject, &m->base);
 }
 
@@ -764,6 +768,8 @@ static vg_status dd_init(struct vg_svc *svc, void **state)
         st = dd_outbox_ensure_stream(d->out);
     if (st == VG_OK && d->cfg->dedupe.health.enabled)
         st = dd_health_create(&d->health, d->cfg, vg_svc_redis(svc), d->out);
+    if (st == VG_OK)
+        st = dd_records_open(&d->records, d->cfg);
     if (st == VG_OK && d->cfg->dedupe.incident_gap_s > 0)
         st = dd_incidents_create(&d->inc, d->cfg, vg_svc_redis(svc), publish_incident, d);
     if (st == VG_OK)
@@ -813,6 +819,7 @@ static void dd_fini(struct vg_svc *svc, void *state)
     if (!d)
         return;
     dd_incidents_destroy(d->inc);
+    dd_records_close(d->records);
     dd_health_destroy(d->health);
     dd_outbox_destroy(d->out);
     dd_join_destroy(d->join);

@@ -316,7 +316,7 @@ void dd_incident_message(const struct dd_incident *st, const char *camera,
     m->n_display_names = st->n_persons;
     m->display_names = (char **)st->display_names;
     m->alerts = st->alerts;
-    m->best_snapshot_url = st->best_snapshot_url;
+    m->best_snapshot_ref = st->best_snapshot_url; /* a store ref (Redis field kept) */
     m->best_confidence = st->best_confidence;
     m->best_label = st->best_label;
     m->escalation = st->escalation;
@@ -498,7 +498,7 @@ vg_status dd_incidents_join(struct dd_incidents *inc, Vigil__V1__Alert *a,
         .person_id = a->person_id,
         .display_name = a->display_name,
         .trace_id = h->trace_id,
-        .snapshot_url = a->snapshot_url,
+        .snapshot_url = a->snapshot_ref,
         .ts_us = h->capture_ts_us > 0 ? h->capture_ts_us : vg_now_us(),
         .confidence = a->confidence,
     };

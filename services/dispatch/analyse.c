@@ -6,7 +6,8 @@
 #include "disp.h"
 #include "image/draw.h"
 #include "log.h"
-#include "snapshot.h"
+#include "evidence.h"
+#include "store/snapshot_store.h"
 #include "timeutil.h"
 
 #define SNAPSHOT_QUALITY 85
@@ -38,7 +39,7 @@ static void store_snapshot(struct disp_worker *w, const Vigil__V1__Frame *f,
     const uint8_t *jpeg = f->jpeg.data;
     size_t len = f->jpeg.len;
     uint8_t *drawn = NULL, *encoded = NULL;
-    if (!d->cfg->dispatch.snapshot_dir[0])
+    if (!disp_evidence_snaps(d->evidence))
         return;
     if (d->cfg->dispatch.snapshot_boxes && img->rgb) {
         size_t bytes = (size_t)img->width * img->height * 3;
@@ -59,12 +60,7 @@ static void store_snapshot(struct disp_worker *w, const Vigil__V1__Frame *f,
                 len = f->jpeg.len;
         }
     }
-    if (disp_snapshot_store(d->cfg->dispatch.snapshot_dir, h->camera_id, h->capture_ts_us,
-                            h->trace_id, jpeg, len, url, cap) != VG_OK) {
-        vg_counter_inc(d->snapshot_failed);
-        VG_WARN("snapshot.failed", h->camera_id, "%s", vg_err_detail());
-        url[0] = '\0';
-    }
+    disp_evidence_snapshot(d->evidence, h, jpeg, len, url, cap);
     free(drawn);
     free(encoded);
 }
@@ -106,7 +102,7 @@ static void publish_detection(struct disp_worker *w, const Vigil__V1__Frame *f,
     det.n_labels = n;
     det.labels = labp;
     det.raw_labels = (uint32_t)out->raw;
-    det.snapshot_url = (char *)url;
+    det.snapshot_ref = (char *)url;
     det.width = f->width;
     det.height = f->height;
     det.stages_run = (uint32_t)out->stages_run;
@@ -115,6 +111,7 @@ static void publish_detection(struct disp_worker *w, const Vigil__V1__Frame *f,
     det.reused = out->reused;
     det.faces = faces;
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "detections", cam->id);
+    disp_evidence_frame(d->evidence, &det);     /* kept even if the bus refuses it */
     if (vg_bus_publish(vg_svc_bus(d->svc), subject, &det.base) != VG_OK) {
         vg_counter_inc(d->publish_failed);
         VG_WARN("detection.publish_failed", cam->id, "%s", vg_err_detail());
@@ -163,7 +160,7 @@ void disp_analyse(struct disp_worker *w, const struct disp_frame *fr)
     struct vg_image img = {0};
     struct vg_motion_hint motion;
     uint8_t *rgb = NULL;
-    char url[2100] = "";
+    char url[VG_SNAP_REF_MAX] = "";
     int64_t t0 = vg_now_us();
     Vigil__V1__Frame *f = accept_frame(w, fr, cam);
     if (!f)

@@ -1,5 +1,5 @@
 /* dispatch's state, shared by its modules (dispatch.c: life and workers;
- * analyse.c: one frame; faces.c: face crops; snapshot.c: the snapshot store). */
+ * analyse.c: one frame; faces.c: face crops; evidence.c: snapshots and frame records). */
 #ifndef DISP_H
 #define DISP_H
 
@@ -34,9 +34,9 @@ struct disp {
     int needs_pixels;
     int n_workers;
     struct disp_worker workers[DISP_MAX_WORKERS];
+    struct disp_evidence *evidence;     /* snapshot + metadata stores */
     struct vg_counter *frames, *malformed, *unknown_camera, *superseded, *stale, *bad_image,
-        *detect_failed, *detections, *publish_failed, *snapshot_failed, *faces_published,
-        *snapshots_pruned;
+        *detect_failed, *detections, *publish_failed, *faces_published;
     struct vg_histogram *latency, *analyse_time;
 };
 
@@ -48,6 +48,6 @@ void disp_analyse(struct disp_worker *w, const struct disp_frame *fr);
 struct vg_chain_out;
 uint32_t disp_publish_faces(struct disp_worker *w, const Vigil__V1__Frame *f,
                             const struct vg_image *img, const struct vg_chain_out *out,
-                            const char *snapshot_url);
+                            const char *snapshot_ref);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "disp.h"
 #include "log.h"
-#include "snapshot.h"
+#include "evidence.h"
 #include "timeutil.h"
 
 #define TAKE_WAIT_MS 200
@@ -77,11 +77,7 @@ static void register_metrics(struct disp *d)
                                    "Detections published with at least one watched label");
     d->publish_failed = vg_counter_get("vigil_dispatch_publish_failed_total",
                                        "Detections or face crops that could not be published");
-    d->snapshot_failed = vg_counter_get("vigil_dispatch_snapshot_failed_total",
-                                        "Snapshots that could not be stored");
     d->faces_published = vg_counter_get("vigil_dispatch_faces_total", "Face crops published");
-    d->snapshots_pruned = vg_counter_get("vigil_dispatch_snapshots_pruned_total",
-                                         "Snapshots deleted by age or total size");
     d->latency = vg_histogram_get("vigil_dispatch_latency_seconds",
                                   "Frame capture to detection published");
     d->analyse_time = vg_histogram_get("vigil_dispatch_analyse_seconds",
@@ -150,6 +146,7 @@ static void disp_free(struct disp *d)
         return;
     stop_workers(d);
     disp_slots_destroy(d->slots);
+    disp_evidence_close(d->evidence);
     vg_detect_settings_destroy(d->settings);
     free(d);
 }
@@ -171,6 +168,7 @@ static vg_status disp_init(struct vg_svc *svc, void **state)
     register_metrics(d);
     if ((st = vg_detect_settings_load(&d->settings, cfg)) != VG_OK ||
         (st = disp_slots_create(&d->slots, cfg->n_cameras)) != VG_OK ||
+        (st = disp_evidence_open(&d->evidence, cfg)) != VG_OK ||
         (st = start_workers(d)) != VG_OK) {
         disp_free(d);
         return st;
@@ -184,22 +182,6 @@ static vg_status disp_init(struct vg_svc *svc, void **state)
     return VG_OK;
 }
 
-static void prune_snapshots(struct disp *d)
-{
-    const struct vg_config *cfg = d->cfg;
-    size_t removed = 0;
-    if (!cfg->dispatch.snapshot_dir[0] ||
-        (!cfg->dispatch.snapshot_max_age_h && !cfg->dispatch.snapshot_max_mb))
-        return;
-    if (disp_snapshot_prune(cfg->dispatch.snapshot_dir,
-                            (int64_t)cfg->dispatch.snapshot_max_age_h * 3600,
-                            (uint64_t)cfg->dispatch.snapshot_max_mb << 20, &removed) != VG_OK)
-        VG_WARN("snapshot.prune_failed", NULL, "%s", vg_err_detail());
-    else if (removed)
-        VG_INFO("snapshot.pruned", NULL, "%zu snapshots removed", removed);
-    vg_counter_add(d->snapshots_pruned, removed);
-}
-
 /* The service's loop: prune now and then; on stop, let the workers finish
  * the frames they hold (they publish on the bus, which is drained after). */
 static vg_status disp_run(struct vg_svc *svc, void *state)
@@ -208,7 +190,7 @@ static vg_status disp_run(struct vg_svc *svc, void *state)
     int64_t next_prune = 0;
     do {
         if (vg_now_us() >= next_prune) {
-            prune_snapshots(d);
+            disp_evidence_prune(d->evidence);
             next_prune = vg_now_us() + (int64_t)PRUNE_EVERY_S * 1000000;
         }
     } while (!vg_svc_sleep_ms(svc, 1000));

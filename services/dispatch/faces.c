@@ -60,7 +60,7 @@ static int publish_one(struct disp_worker *w, const Vigil__V1__Frame *f,
     fc.confidence = fb->confidence;
     fc.jpeg.data = jpeg;
     fc.jpeg.len = len;
-    fc.snapshot_url = (char *)snapshot_url;
+    fc.snapshot_ref = (char *)snapshot_url;
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "faces", cam);
     if (vg_bus_publish(vg_svc_bus(d->svc), subject, &fc.base) != VG_OK) {
         vg_counter_inc(d->publish_failed);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "quality.h"
+#include "records.h"
 #include "timeutil.h"
 
 #define MAX_CROP_PIXELS (2048 * 2048)
@@ -29,6 +30,7 @@ struct fm {
     struct vg_face_matcher *matcher;
     struct vg_profiles *profiles;
     struct vg_jpeg *jpeg;
+    struct fm_records *records;     /* NULL: no metadata store reachable at start */
     pthread_mutex_t lock;           /* the matcher: matching vs reloading */
     struct vg_counter *crops, *malformed, *matched, *unknown, *publish_failed, *errors,
         *reloads, *no_profile, *profile_errors, *rejected[FM__REJECTS];
@@ -123,7 +125,7 @@ static void publish(struct fm *fm, const Vigil__V1__FaceCrop *crop, const struct
     out.similarity = a->m.similarity;
     out.matcher = (char *)fm->matcher->ops->name;
     out.box = crop->box;
-    out.snapshot_url = crop->snapshot_url;
+    out.snapshot_ref = crop->snapshot_ref;
     if (a->m.matched) {
         out.person_id = (char *)a->m.person_id;
         out.face_id = (char *)a->m.face_id;
@@ -144,6 +146,7 @@ static void publish(struct fm *fm, const Vigil__V1__FaceCrop *crop, const struct
         return;
     }
     vg_counter_inc(a->m.matched ? fm->matched : fm->unknown);
+    fm_records_identity(fm->records, &out);
     if (a->m.matched)
         VG_INFO("face.matched", crop->header->camera_id, "%s (%.2f) by %s", out.display_name,
                 (double)a->m.similarity, out.matcher);
@@ -233,6 +236,8 @@ static vg_status fm_init(struct vg_svc *svc, void **state)
     vg_status st = vg_jpeg_create(&fm->jpeg);
     if (st == VG_OK)
         st = vg_face_matcher_open(&fm->matcher, &env);
+    if (st == VG_OK)
+        st = fm_records_open(&fm->records, fm->cfg);
     if (st != VG_OK)
         return st;
     /* Profiles only matter when someone can be recognised. */
@@ -256,6 +261,7 @@ static void fm_fini(struct vg_svc *svc, void *state)
         return;
     vg_face_matcher_close(fm->matcher);
     vg_profiles_close(fm->profiles);
+    fm_records_close(fm->records);
     vg_jpeg_destroy(fm->jpeg);
     pthread_mutex_destroy(&fm->lock);
     free(fm);

@@ -136,6 +136,7 @@ static void build(struct builder *b, const Vigil__V1__Alert *a)
         put(b, "incident_count", json_integer((json_int_t)a->incident_count));
     put(b, "snapshot_url", str(a->snapshot_url));
     put(b, "clip_url", str(a->clip_url));
+    put(b, "snapshot_ref", str(a->snapshot_ref));
     put(b, "key", str(a->key));
     put(b, "window_s", json_integer((json_int_t)a->window_s));
     put(b, "frame_seq", json_integer((json_int_t)a->frame_seq));

@@ -244,7 +244,7 @@ static void deliver(struct ntf_worker *w, const struct job *j)
         skipped(w, j, &skip);
         return;
     }
-    vg_status st = ntf_render(&rd, j->a, w->cfg, w->n->cfg->dispatch.snapshot_dir,
+    vg_status st = ntf_render(&rd, j->a, w->cfg, w->n->evidence,
                                 j->a->incident_count);
     if (st != VG_OK) {
         ntf_claim_release(w, j->a->alert_id);

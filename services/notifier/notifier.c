@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evidence.h"
 #include "log.h"
 #include "ntf.h"
 #include "timeutil.h"
@@ -89,6 +90,7 @@ static void ntf_free(struct ntf *n)
     n->quit = 1;
     for (int i = 0; i < n->n_workers; i++)
         ntf_worker_close(&n->workers[i]);
+    ntf_evidence_close(n->evidence);
     if (n->curl_ready)
         curl_global_cleanup();
     if (n->arm_lock_ready)
@@ -137,6 +139,7 @@ static vg_status ntf_init(struct vg_svc *svc, void **state)
     n->curl_ready = 1;
     if ((st = ntf_check(n->cfg)) != VG_OK ||
         (st = vg_routing_load(&n->routing, n->cfg)) != VG_OK ||
+        (st = ntf_evidence_open(&n->evidence, n->cfg)) != VG_OK ||
         (st = ntf_arm_start(n)) != VG_OK || (st = ensure_streams(n)) != VG_OK ||
         (st = open_workers(n)) != VG_OK || (st = ntf_arm_subscribe(n)) != VG_OK)
         goto out;

@@ -89,6 +89,7 @@ struct ntf {
     struct ntf_worker workers[VG_MAX_SINKS];
     struct vg_histogram *latency;
     struct vg_routing routing;
+    struct ntf_evidence *evidence;      /* snapshot store + clip provider */
     pthread_mutex_t arm_lock;
     int arm_lock_ready;
     int arm_mode;                       /* index into routing.modes */
@@ -170,10 +171,12 @@ struct ntf_rendered {
     char *text;
     char *html;
     uint8_t *snapshot;
+    struct ntf_links *links;
 };
-/* Snapshots are attached only from file:// URLs inside snapshot_dir. */
+/* Links and snapshot bytes come from ev (evidence.h), resolved now. */
+struct ntf_evidence;
 vg_status ntf_render(struct ntf_rendered *r, const Vigil__V1__Alert *a,
-                     const struct vg_sink_cfg *cfg, const char *snapshot_dir, unsigned count);
+                     const struct vg_sink_cfg *cfg, struct ntf_evidence *ev, unsigned count);
 void ntf_render_free(struct ntf_rendered *r);
 
 #endif

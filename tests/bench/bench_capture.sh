@@ -123,6 +123,7 @@ cameras:
     fps: $fps
     speed: 0
     loop: false
+    record: false       # the recording's own cost: bench.recording
 EOF
     for extra in "$@"; do echo "    $extra" >>"$file"; done
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """deploy/aws is least privilege and self-consistent: every policy parses, no
-wildcard actions or *FullAccess, capture needs nothing, and the managed
+wildcard actions or *FullAccess, capture needs only the KVS upload, and the managed
 policies in the CloudFormation template grant exactly the actions of the
-standalone policy documents."""
+standalone policy documents; the stores' resources have their retention
+(snapshot lifecycle on frames/, metadata TTL) and encryption."""
 import glob
 import json
 import os
@@ -37,6 +38,42 @@ def actions(statements):
     return out
 
 
+def check_metadata_table(res, docs):
+    """The metadata store's table (lib/store/meta_dynamodb.c) and who may use it."""
+    out = []
+    t = res.get("MetadataTable", {}).get("Properties")
+    if not t:
+        return ["template lacks MetadataTable"]
+    keys = {k["AttributeName"]: k["KeyType"] for k in t["KeySchema"]}
+    types = {a["AttributeName"]: a["AttributeType"] for a in t["AttributeDefinitions"]}
+    if keys != {"camera": "HASH", "sk": "RANGE"} or types != {"camera": "S", "sk": "S"}:
+        out.append(f"MetadataTable keys {keys} {types}: want camera S (HASH) + sk S (RANGE)")
+    ttl = t.get("TimeToLiveSpecification", {})
+    if ttl.get("AttributeName") != "expires_at" or ttl.get("Enabled") is not True:
+        out.append("MetadataTable: TTL on expires_at is not enabled")
+    if t.get("BillingMode") != "PAY_PER_REQUEST":
+        out.append("MetadataTable is not on-demand")
+    if t.get("SSESpecification", {}).get("SSEEnabled") is not True:
+        out.append("MetadataTable is not encrypted")
+    want = {"dispatch": {"dynamodb:PutItem"}, "facematch": {"dynamodb:PutItem"},
+            "dedupe": {"dynamodb:PutItem"}, "console": {"dynamodb:Query"}}
+    for svc, acts in want.items():
+        got = set()
+        for s in docs.get(svc, {}).get("Statement", []):
+            if "${MetadataTable}" in json.dumps(s.get("Resource")):
+                got |= actions([s])
+        if got != acts:
+            out.append(f"{svc} on the metadata table: {sorted(got)}, want {sorted(acts)}")
+    for svc, act in (("dispatch", "s3:PutObject"), ("notifier", "s3:GetObject"),
+                     ("console", "s3:GetObject")):
+        ok = any(act in actions([s]) and s.get("Resource") ==
+                 "arn:${Partition}:s3:::${BucketName}/frames/*"
+                 for s in docs.get(svc, {}).get("Statement", []))
+        if not ok:
+            out.append(f"{svc}: {act} is not limited to frames/* of the bucket")
+    return out
+
+
 def main():
     failures = []
     docs = {}
@@ -50,15 +87,16 @@ def main():
                 failures.append(f"{name}: wildcard action in {s.get('Sid')}")
             if s.get("Effect") != "Allow":
                 failures.append(f"{name}: {s.get('Sid')} is not an Allow")
-    if docs.get("capture", {}).get("Statement") != []:
-        failures.append("capture must need no AWS permission")
+    if actions(docs.get("capture", {}).get("Statement", [])) != {
+            "kinesisvideo:GetDataEndpoint", "kinesisvideo:PutMedia"}:
+        failures.append("capture needs only the KVS upload (GetDataEndpoint, PutMedia)")
     with open(os.path.join(AWS, "vigil.cfn.yaml")) as f:
         text = f.read()
     if "FullAccess" in text or "FullAccess" in json.dumps(docs):
         failures.append("a *FullAccess policy is referenced")
     cfn = yaml.load(text, Loader=CfnLoader)
     res = cfn["Resources"]
-    for svc in ("dispatch", "facematch", "notifier", "console", "operator"):
+    for svc in ("capture", "dispatch", "facematch", "dedupe", "notifier", "console", "operator"):
         key = svc.capitalize() + "Policy"
         if key not in res:
             failures.append(f"template lacks {key}")
@@ -72,6 +110,11 @@ def main():
         failures.append("bucket is not fully private")
     if "BucketEncryption" not in bucket:
         failures.append("bucket is not encrypted")
+    rules = bucket.get("LifecycleConfiguration", {}).get("Rules", [])
+    if not any(r.get("Prefix") == "frames/" and r.get("Status") == "Enabled" and
+               r.get("ExpirationInDays") == {"Ref": "SnapshotRetentionDays"} for r in rules):
+        failures.append("no lifecycle rule expires frames/ after SnapshotRetentionDays")
+    failures += check_metadata_table(res, docs)
     for f in failures:
         print("not ok -", f)
     print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")

@@ -15,6 +15,15 @@ credential after verification, for s3rver, which knows only its built-in key
 Verification is fake_aws.verify_request() from this folder; this file adds
 what S3 asks on top: x-amz-content-sha256 present and signed.
 
+--policy FILE makes the proxy authorise as IAM does after authentication: each
+request becomes an action and a resource ARN (S3: s3:GetObject on
+arn:aws:s3:::bucket/key, s3:PutObject, s3:CreateBucket, ...; DynamoDB:
+dynamodb:<Operation> on arn:aws:dynamodb:<region>:<account>:table/<name>), and
+the identity policy in FILE (the IAM JSON of deploy/aws/policies, with
+${Name} placeholders filled from --policy-var Name=value) must Allow it with no
+Deny; otherwise 403 AccessDenied (S3) / 400 AccessDeniedException (DynamoDB)
+with AWS's "User: ... is not authorized to perform: ..." message.
+
   python3 tests/fakes/sigv4_proxy.py --service s3 --upstream http://127.0.0.1:4568 \
       --port 0 --port-file /tmp/p --access-key AK --secret-key SK --region us-east-1
 
@@ -26,6 +35,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -49,7 +59,9 @@ S3_ERRORS = {"missing": (403, "AccessDenied"),
              "expired": (403, "AccessDenied"),
              "skew": (403, "RequestTimeTooSkewed"),
              "signature": (403, "SignatureDoesNotMatch")}
-JSON_ERRORS = {"missing": (400, "MissingAuthenticationTokenException"),
+S3_ERRORS["denied"] = (403, "AccessDenied")
+JSON_ERRORS = {"denied": (400, "AccessDeniedException"),
+               "missing": (400, "MissingAuthenticationTokenException"),
                "incomplete": (400, "IncompleteSignatureException"),
                "unknown_key": (400, "UnrecognizedClientException"),
                "expired_token": (400, "ExpiredTokenException"),
@@ -132,6 +144,10 @@ class Handler(BaseHTTPRequestHandler):
             elif kind == "signature" and "not yet current" in (res.message or ""):
                 kind = "skew"
             return kind, res.message
+        if a.policy is not None:
+            denied = self._authorize(raw_path, headers, body)
+            if denied:
+                return "denied", denied
         if a.service == "s3" and not res.presigned:
             signed = _signed_headers(fake_aws.header_get(headers, "authorization"))
             if fake_aws.header_get(headers, "x-amz-content-sha256") is None:
@@ -141,9 +157,52 @@ class Handler(BaseHTTPRequestHandler):
                 return "signature", "x-amz-content-sha256 must be a signed header"
         return None
 
+    # ---- authorisation (--policy) ----------------------------------------
+
+    def _action_resource(self, raw_path, headers, body):
+        a = self.server.args
+        if a.service == "s3":
+            parts = urllib.parse.unquote(raw_path).lstrip("/").split("/", 1)
+            bucket, key = parts[0], parts[1] if len(parts) > 1 else ""
+            if key:
+                verb = {"GET": "GetObject", "HEAD": "GetObject", "PUT": "PutObject",
+                        "DELETE": "DeleteObject"}.get(self.command, "PutObject")
+                return "s3:" + verb, f"arn:aws:s3:::{bucket}/{key}"
+            verb = {"PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(self.command,
+                                                                       "ListBucket")
+            return "s3:" + verb, f"arn:aws:s3:::{bucket}"
+        target = fake_aws.header_get(headers, "x-amz-target") or ""
+        op = target.rsplit(".", 1)[-1]
+        try:
+            table = json.loads(body or b"{}").get("TableName", "*")
+        except ValueError:
+            table = "*"
+        return (f"{a.service}:{op}",
+                f"arn:aws:{a.service}:{a.region}:{a.account_id}:table/{table}")
+
+    def _authorize(self, raw_path, headers, body):
+        """None when the policy allows the request, else AWS's message."""
+        a = self.server.args
+        action, resource = self._action_resource(raw_path, headers, body)
+        allowed = False
+        for st in a.policy.get("Statement", []):
+            if _matches(st.get("Action", []), action, fold=True) and \
+                    _matches(st.get("Resource", []), resource, fold=False):
+                if st.get("Effect") == "Deny":
+                    allowed = False
+                    break
+                allowed = allowed or st.get("Effect") == "Allow"
+        if allowed:
+            return None
+        return (f"User: arn:aws:iam::{a.account_id}:user/vigil-test is not authorized to "
+                f"perform: {action} on resource: {resource} because no identity-based "
+                f"policy allows the {action} action")
+
     # ---- answers --------------------------------------------------------
 
     def _refuse(self, kind, message):
+        if kind == "expired" and self.server.args.service == "s3":
+            message = "Request has expired (" + message + ")"     # S3's wording first
         message = "sigv4-proxy: " + message
         if self.server.args.service == "s3":
             status, code = S3_ERRORS.get(kind, (403, "AccessDenied"))
@@ -202,6 +261,27 @@ class Handler(BaseHTTPRequestHandler):
             conn.close()
 
 
+def _matches(patterns, value, fold):
+    """IAM's wildcards: * any run, ? one character; actions ignore case."""
+    for p in [patterns] if isinstance(patterns, str) else patterns:
+        rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
+        if re.fullmatch(rx, value, re.IGNORECASE if fold else 0):
+            return True
+    return False
+
+
+def _load_policy(path, variables):
+    with open(path) as f:
+        text = f.read()
+    for item in variables or []:
+        name, _, value = item.partition("=")
+        text = text.replace("${" + name + "}", value)
+    left = re.findall(r"\$\{[A-Za-z]+\}", text)
+    if left:
+        raise SystemExit(f"sigv4-proxy: {path}: no --policy-var for {sorted(set(left))}")
+    return json.loads(text)
+
+
 def _signed_headers(auth: str | None) -> set[str]:
     if not auth:
         return set()
@@ -223,8 +303,14 @@ def parse_args(argv=None):
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--max-skew", type=float, default=300.0, help="seconds (X-Amz-Date)")
     p.add_argument("--upstream-access-key", help="key id the emulator knows, swapped in")
+    p.add_argument("--policy", help="IAM policy JSON to authorise requests with")
+    p.add_argument("--policy-var", action="append", metavar="NAME=VALUE",
+                   help="fill ${NAME} in the policy (repeatable)")
+    p.add_argument("--account-id", default="123456789012", help="for DynamoDB ARNs")
     p.add_argument("--verbose", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.policy = _load_policy(args.policy, args.policy_var) if args.policy else None
+    return args
 
 
 def main(argv=None) -> int:

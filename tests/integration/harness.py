@@ -218,6 +218,8 @@ class Stack:
         self.env["VIGIL_NATS_URL"] = f"nats://127.0.0.1:{self.nats_port}"
         self.env["VIGIL_REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}"
         self.env["VIGIL_CONFIG"] = os.path.join(self.dir, "vigil.yaml")
+        # Capture records by default: into the test's own directory.
+        self.env["VIGIL_RECORDING_DIR"] = os.path.join(self.dir, "recordings")
 
     def path(self, name):
         return os.path.join(self.dir, name)

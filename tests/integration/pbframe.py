@@ -73,7 +73,7 @@ def jpeg_size(data):
 
 def alert(camera, alert_id, label="person", confidence=0.9, key=None, window_s=60,
           person_id="", display_name="", snapshot_url="", clip_url="", profile=None, zones=(),
-          incident_id="", escalation=""):
+          incident_id="", escalation="", snapshot_ref=""):
     """An Alert as dedupe would publish it on <prefix>.alerts.<camera>;
     profile: {key: value}; empty fields (window_s 0) left out."""
     out = (_bytes(1, header(camera)) + _bytes(2, alert_id)
@@ -82,7 +82,7 @@ def alert(camera, alert_id, label="person", confidence=0.9, key=None, window_s=6
     if window_s:
         out += _uint(11, window_s)
     for field, value in ((7, person_id), (8, display_name), (9, snapshot_url), (10, clip_url),
-                         (17, incident_id), (18, escalation)):
+                         (17, incident_id), (18, escalation), (20, snapshot_ref)):
         if value:
             out += _bytes(field, value)
     for k, v in (profile or {}).items():
@@ -97,21 +97,21 @@ def label(name, confidence):
 
 
 def detection(camera, labels, seq=1, capture_ts_us=None, trace_id=None, faces=0,
-              snapshot_url=None):
+              snapshot_ref=None):
     """labels: [(name, confidence), ...]; faces: face crops dispatch published
     for the frame (their FaceMatches carry the same trace_id)."""
     out = _bytes(1, header(camera, capture_ts_us, trace_id)) + _uint(2, seq) + _bytes(3, "test")
     for name, conf in labels:
         out += _bytes(4, label(name, conf))
-    if snapshot_url:
-        out += _bytes(6, snapshot_url)
+    if snapshot_ref:
+        out += _bytes(14, snapshot_ref)
     if faces:
         out += _uint(13, faces)
     return out
 
 
 def face_match(camera, trace_id, matched, person_id="", display_name="", similarity=0.0,
-               profile=None, face_id="", index=0, seq=1, snapshot_url="", matcher="test",
+               profile=None, face_id="", index=0, seq=1, snapshot_ref="", matcher="test",
                face_box=(0.4, 0.2, 0.1, 0.15), capture_ts_us=None):
     """A FaceMatch as facematch publishes it on <prefix>.identities.<camera>;
     profile: {key: value}."""
@@ -129,8 +129,8 @@ def face_match(camera, trace_id, matched, person_id="", display_name="", similar
     out += _bytes(10, matcher)
     if face_box:
         out += _bytes(11, box(*face_box))
-    if snapshot_url:
-        out += _bytes(12, snapshot_url)
+    if snapshot_ref:
+        out += _bytes(13, snapshot_ref)
     return out
 
 

@@ -178,6 +178,6 @@ def alert(data):
     return {"camera": s(h, 1), "capture_ts_us": h.get(2, [0])[0], "trace_id": s(h, 3),
             "publish_ts_us": h.get(5, [0])[0], "alert_id": s(f, 2), "key": s(f, 3),
             "label": s(f, 4), "person_id": s(f, 7), "display_name": s(f, 8),
-            "snapshot_url": s(f, 9), "window_s": f.get(11, [0])[0],
+            "snapshot_url": s(f, 9), "snapshot_ref": s(f, 20), "window_s": f.get(11, [0])[0],
             "fail_open": bool(f.get(13, [0])[0]), "profile": profile, "face_id": s(f, 15)}
 

@@ -68,7 +68,7 @@ class Bus:
         t = int(time.time() * 1e6)
         self.nc.pub(f"vigil.detections.{camera}",
                     detection(camera, list(labels), trace_id=trace, faces=faces,
-                              snapshot_url=f"file:///snap/{trace}.jpg"))
+                              snapshot_ref=f"fs:frames/snap/{trace}.jpg"))
         self.nc.flush()
         return t
 
@@ -79,7 +79,7 @@ class Bus:
                                display_name=name, similarity=0.93 if known else 0.2,
                                profile=PROFILE if known else None,
                                face_id=f"face-{person}" if known else "", index=index,
-                               snapshot_url=f"file:///faces/{trace}-{index}.jpg"))
+                               snapshot_ref=f"fs:frames/faces/{trace}-{index}.jpg"))
         self.nc.flush()
 
 
@@ -114,7 +114,7 @@ def known_face(stack, bus):
           a["face_id"] == "face-alice", "with person_id, display_name and face_id")
     check(a["profile"] == PROFILE, f"and the profile ({a['profile']})")
     check(a["window_s"] == PERSON_WINDOW_S, f"in the person window ({a['window_s']} s)")
-    check(a["snapshot_url"] == f"file:///faces/{t}-0.jpg" and a["trace_id"] == t,
+    check(a["snapshot_ref"] == f"fs:frames/faces/{t}-0.jpg" and a["trace_id"] == t,
           "with the face crop's snapshot and the frame's trace id")
     owner = redis_cmd(stack.redis_port, "GET", "vigil:dd:porch:label:person")
     check(owner == a["alert_id"], "the identity alert holds the camera's person label window")

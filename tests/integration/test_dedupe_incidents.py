@@ -57,7 +57,7 @@ def detection(camera, labels, zones=()):
         for z in zones:
             lab += _bytes(5, z)
         out += _bytes(4, lab)
-    return out + _bytes(6, f"file:///snap/{camera}-{uuid.uuid4().hex[:6]}.jpg")
+    return out + _bytes(14, f"fs:frames/snap/{camera}-{uuid.uuid4().hex[:6]}.jpg")
 
 
 def full_alert(data):
@@ -141,9 +141,9 @@ def suppressed(sc, inc):
     check(max(x["count"] for x in msgs) == 21 and m["alerts"] == 1,
           f"the incident counts them: 21 sightings, 1 alert ({[x['count'] for x in msgs]})")
     check(len(msgs) <= 4, f"in {len(msgs)} Incident messages (at most one a second), not 20")
-    check(abs(m["best_confidence"] - 0.95) < 1e-4 and m["best_snapshot_url"].startswith(
-        "file:///snap/porch-"), "the best snapshot is the most confident sighting's "
-        f"({m['best_confidence']:.2f}, {m['best_snapshot_url']})")
+    check(abs(m["best_confidence"] - 0.95) < 1e-4 and m["best_snapshot_ref"].startswith(
+        "fs:frames/snap/porch-"), "the best snapshot is the most confident sighting's "
+        f"({m['best_confidence']:.2f}, {m['best_snapshot_ref']})")
 
 
 def escalations(sc, inc):

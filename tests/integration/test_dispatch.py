@@ -73,8 +73,10 @@ dispatch:
     d = read_jsonl(dets)[0]["data"]
     check(d["detector"] == "motion" and d["labels"][0]["name"] == "motion",
           "the good frame after them is analysed (motion label)")
-    check(d["snapshot_url"].startswith("file://"),
-          "and its snapshot (boxes drawn) is stored")
+    ref = d["snapshot_ref"]
+    check(ref.startswith("fs:frames/a/") and
+          os.path.getsize(os.path.join(stack.path("snapshots"), ref[3:])) > 500,
+          f"and its snapshot (boxes drawn) is stored under the seed's key layout ({ref})")
     check(stack.ready("dispatch") and disp.alive(), "dispatch is still ready")
     stack.procs.pop("det-a").stop()
     check(disp.stop() == 0, "dispatch exits 0 on SIGTERM")

@@ -137,9 +137,11 @@ def check_deliveries(stack, hook, fail_open_before, suppressed_at_restart):
     a = alerts[0]
     check(a["label"] == "motion" and a["header"]["camera_id"] == "demo" and
           len(a["header"]["trace_id"]) == 32, "alerts carry label, camera and trace id")
-    snap = a["snapshot_url"]
-    check(snap.startswith("file://") and os.path.getsize(snap[7:]) > 1000,
-          "alerts link a stored snapshot JPEG")
+    snap = a["snapshot_ref"]
+    check(snap.startswith("fs:frames/demo/") and
+          os.path.getsize(os.path.join(stack.path("snapshots"), snap[3:])) > 1000,
+          f"alerts carry the reference of a stored snapshot JPEG ({snap})")
+    check(not a.get("snapshot_url"), "and no server path")
 
     suppressed = stack.metric("dedupe", "vigil_dedupe_suppressed_total")
     check(suppressed > 0, f"repeated sightings were suppressed ({suppressed:.0f})")

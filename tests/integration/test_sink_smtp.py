@@ -108,6 +108,8 @@ def config(stack, mail, secure, plain, cert):
     return f"""
 cameras:
   - {{ id: {CAM}, url: {stack.path("unused.avi")} }}
+recording:
+  enabled: false   # these alerts come without a clip unless they carry one
 dispatch:
   snapshot_dir: {stack.dir}
 notifier:

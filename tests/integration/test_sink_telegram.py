@@ -75,6 +75,8 @@ def config(stack, fake):
 timezone: UTC
 cameras:
 {cams}
+recording:
+  enabled: false   # these alerts come without a clip unless they carry one
 dispatch:
   snapshot_dir: {stack.dir}
 notifier:

@@ -446,7 +446,7 @@ static void alert_of(Vigil__V1__Alert *a, Vigil__V1__Header *h, const char *cam,
     a->alert_id = id;
     a->label = (char *)label;
     a->confidence = 0.8f;
-    a->snapshot_url = "file:///alert.jpg";
+    a->snapshot_ref = "file:///alert.jpg";
 }
 
 static void sighting(struct dd_incidents *inc, const char *cam, float conf, const char *snap,
@@ -494,7 +494,7 @@ static void service_flushes_once_a_second(void **state)
     }
     assert_true(published >= 2 && published <= 4);
     assert_int_equal(last_msg->count, 21);
-    assert_string_equal(last_msg->best_snapshot_url, "file:///best.jpg");
+    assert_string_equal(last_msg->best_snapshot_ref, "file:///best.jpg");
     assert_float_equal(last_msg->best_confidence, 0.95f, 1e-5);
     assert_string_equal(last_msg->header->trace_id, "fedcba9876543210fedcba9876543210");
     int before = published;

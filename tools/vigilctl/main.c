@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clip/clip.h"
 #include "ctl.h"
 #include "detect/chain.h"
 #include "log.h"
 #include "routing.h"
+#include "store/snapshot_store.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -95,6 +97,18 @@ static int check_config(struct ctl *c, const char *config)
         fprintf(stderr, "vigilctl: %s\n", vg_err_detail());
         return 2;
     }
+    /* The evidence seams bind and check their sections when opened (no
+     * network: links and objects are only made later). */
+    struct vg_clip_provider *clips = NULL;
+    struct vg_snap_store *snaps = NULL;
+    if (vg_clip_open(&clips, &c->cfg) != VG_OK ||
+        (vg_snap_store_configured(&c->cfg) && vg_snap_store_open(&snaps, &c->cfg) != VG_OK)) {
+        fprintf(stderr, "vigilctl: %s\n", vg_err_detail());
+        vg_clip_close(clips);
+        return 2;
+    }
+    vg_clip_close(clips);
+    vg_snap_store_close(snaps);
     printf("%s: ok (%d cameras, %d sinks)\n", config ? config : "defaults", c->cfg.n_cameras,
            c->cfg.notifier.n_sinks);
     return 0;

@@ -21,7 +21,7 @@ static int print_brief(const ProtobufCMessage *m)
         const Vigil__V1__Alert *a = (const Vigil__V1__Alert *)m;
         printf("%s ALERT    %-10s %-8s conf %.2f  %s%s%s%s\n", ts, a->header->camera_id,
                a->label, a->confidence, a->alert_id, a->fail_open ? "  (fail-open)" : "",
-               a->snapshot_url[0] ? "  " : "", a->snapshot_url);
+               a->snapshot_ref[0] ? "  " : "", a->snapshot_ref);
     } else if (m->descriptor == &vigil__v1__delivery__descriptor) {
         const Vigil__V1__Delivery *d = (const Vigil__V1__Delivery *)m;
         const ProtobufCEnumValue *o =
