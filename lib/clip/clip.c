@@ -150,6 +150,11 @@ vg_status vg_clip_link(struct vg_clip_provider *p, const struct vg_camera_cfg *c
     return p->ops->link(p->state, &p->common, cam, detect_us, url, cap);
 }
 
+int vg_clip_covers(struct vg_clip_provider *p, const struct vg_camera_cfg *cam)
+{
+    return p && cam && p->ops->covers(p->state, cam);
+}
+
 int vg_clip_camera_records(const struct vg_config *cfg, const struct vg_camera_cfg *cam)
 {
     return cam->record > 0 || (cam->record < 0 && cfg->recording.enabled);

@@ -39,6 +39,9 @@ struct vg_clip_ops {
     vg_status (*link)(void *state, const struct vg_clip_common *c,
                       const struct vg_camera_cfg *cam, int64_t detect_us, char *url,
                       size_t cap);
+    /* 1 when cam has clips with this provider at all (it records; it has a
+     * stream): link answers VG_ERR_NOT_FOUND for the others. */
+    int (*covers)(void *state, const struct vg_camera_cfg *cam);
     void (*cleanup)(void *state);   /* optional */
 };
 
@@ -61,6 +64,10 @@ const struct vg_clip_common *vg_clip_common(const struct vg_clip_provider *p);
  * kvs_stream); VG_ERR_TOO_LARGE when the link does not fit in cap. */
 vg_status vg_clip_link(struct vg_clip_provider *p, const struct vg_camera_cfg *cam,
                        int64_t detect_us, char *url, size_t cap);
+
+/* Whether cam has clips with p (so a failed link is an error, not a camera
+ * without clips). */
+int vg_clip_covers(struct vg_clip_provider *p, const struct vg_camera_cfg *cam);
 
 /* Whether cam records locally: cam->record 1, or -1 with recording.enabled. */
 int vg_clip_camera_records(const struct vg_config *cfg, const struct vg_camera_cfg *cam);

@@ -54,12 +54,18 @@ static vg_status kvs_init(void **state, const void *settings, const struct vg_co
     return VG_OK;
 }
 
+static int kvs_covers(void *state, const struct vg_camera_cfg *cam)
+{
+    (void)state;
+    return cam->kvs_stream[0] != '\0';
+}
+
 static vg_status kvs_link(void *state, const struct vg_clip_common *c,
                           const struct vg_camera_cfg *cam, int64_t detect_us, char *url,
                           size_t cap)
 {
     struct kvs *k = state;
-    if (!cam->kvs_stream[0])
+    if (!kvs_covers(k, cam))
         return vg_errf(VG_ERR_NOT_FOUND, "camera %s has no kvs_stream", cam->id);
     struct vg_kvs_hls_opts o = {
         .stream_name = cam->kvs_stream,
@@ -100,5 +106,6 @@ const struct vg_clip_ops vg_clip_kvs = {
     .settings_size = sizeof(struct kvs_settings),
     .init = kvs_init,
     .link = kvs_link,
+    .covers = kvs_covers,
     .cleanup = kvs_cleanup,
 };

@@ -55,13 +55,19 @@ static size_t escape(const char *in, char *out, size_t cap)
     return n;
 }
 
+static int local_covers(void *state, const struct vg_camera_cfg *cam)
+{
+    const struct local *l = state;
+    return cam->record > 0 || (cam->record < 0 && l->recording_enabled);
+}
+
 static vg_status local_link(void *state, const struct vg_clip_common *c,
                             const struct vg_camera_cfg *cam, int64_t detect_us, char *url,
                             size_t cap)
 {
     struct local *l = state;
     char id[3 * VG_ID_MAX + 1];
-    if (!(cam->record > 0 || (cam->record < 0 && l->recording_enabled)))
+    if (!local_covers(l, cam))
         return vg_errf(VG_ERR_NOT_FOUND, "camera %s does not record (%s is false)", cam->id,
                        cam->record == 0 ? "its record key" : "recording.enabled");
     if (escape(cam->id, id, sizeof(id)) >= sizeof(id))
@@ -82,5 +88,6 @@ const struct vg_clip_ops vg_clip_local = {
     .name = "local",
     .init = local_init,
     .link = local_link,
+    .covers = local_covers,
     .cleanup = local_cleanup,
 };

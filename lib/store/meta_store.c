@@ -320,8 +320,10 @@ vg_status vg_frames_fetch(struct vg_meta_store *m, struct vg_snap_store *snaps,
     if (st != VG_OK)
         return st;
     r.kinds = VG_META_FRAME;
-    if ((st = m->ops->query(m->state, &r, &frames)) != VG_OK)
+    if ((st = m->ops->query(m->state, &r, &frames)) != VG_OK) {
+        vg_meta_result_free(&frames);   /* a backend may fail after a first page */
         return st;
+    }
     /* Identities carry their frame's capture time: the frames' span holds them. */
     if (frames.n > 0) {
         ir = r;

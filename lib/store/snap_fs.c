@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,9 @@ static vg_status fs_put(void *state, const char *key, const uint8_t *jpeg, size_
     int n = snprintf(path, sizeof(path), "%s/%s", s->dir, key);
     if (n < 0 || (size_t)n >= sizeof(path))
         return vg_errf(VG_ERR_TOO_LARGE, "snapshot path too long");
-    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+    /* Unique per thread: two workers may put the same key (a redelivered frame). */
+    snprintf(tmp, sizeof(tmp), "%s.%ld-%lu.tmp", path, (long)getpid(),
+             (unsigned long)pthread_self());
     if ((size_t)snprintf(ref, cap, "fs:%s", key) >= cap)
         return vg_errf(VG_ERR_TOO_LARGE, "snapshot ref longer than %zu bytes", cap);
     vg_status st = make_parents(path);
@@ -293,6 +296,9 @@ static vg_status fs_prune(void *state, size_t *removed)
     struct fs_store *s = state;
     struct scan sc = {0};
     size_t gone = 0;
+    *removed = 0;
+    if (s->max_age_s <= 0 && !s->max_bytes)
+        return VG_OK;   /* no limits: no need to walk the tree */
     int64_t cutoff = s->max_age_s > 0 ? (int64_t)time(NULL) - s->max_age_s : INT64_MIN;
     vg_status st = walk(&sc, s->dir, 0);
     if (st == VG_OK && sc.n > 0) {

@@ -739,8 +739,9 @@ static vg_status publish_incident(void *ctx, const char *camera, const Vigil__V1
     struct dd *d = ctx;
     char subject[256];
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "incidents", camera);
-    dd_records_incident(d->records, camera, m);
-    return vg_bus_publish(vg_svc_bus(d->svc), subject, &m->base);
+    vg_status st = vg_bus_publish(vg_svc_bus(d->svc), subject, &m->base);
+    dd_records_incident(d->records, camera, m);     /* after: a slow store must not delay it */
+    return st;
 }
 
 static vg_status dd_init(struct vg_svc *svc, void **state)

@@ -1,7 +1,6 @@
 #include "records.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +10,6 @@
 
 struct dd_records {
     struct vg_meta_store *meta;
-    pthread_mutex_t lock;           /* NATS threads and the run loop share it */
     struct vg_counter *stored, *failed;
 };
 
@@ -33,7 +31,6 @@ vg_status dd_records_open(struct dd_records **out, const struct vg_config *cfg)
         return vg_errf(VG_ERR_NOMEM, "dedupe: out of memory");
     }
     r->meta = meta;
-    pthread_mutex_init(&r->lock, NULL);
     r->stored = vg_counter_get("vigil_dedupe_records_stored_total",
                                "Alerts and incident states written to the metadata store");
     r->failed = vg_counter_get("vigil_dedupe_records_failed_total",
@@ -47,7 +44,6 @@ void dd_records_close(struct dd_records *r)
     if (!r)
         return;
     vg_meta_store_close(r->meta);
-    pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
@@ -68,9 +64,7 @@ static void put(struct dd_records *r, enum vg_meta_kind kind, const char *camera
     vg_status st = VG_ERR_NOMEM;
     json_decref(o);
     if (json) {
-        pthread_mutex_lock(&r->lock);
         st = vg_meta_put(r->meta, kind, camera, ts_us, id, json);
-        pthread_mutex_unlock(&r->lock);
     }
     free(json);
     if (st == VG_OK) {

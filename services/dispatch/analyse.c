@@ -111,8 +111,11 @@ static void publish_detection(struct disp_worker *w, const Vigil__V1__Frame *f,
     det.reused = out->reused;
     det.faces = faces;
     vg_subject(subject, sizeof(subject), d->cfg->prefix, "detections", cam->id);
-    disp_evidence_frame(d->evidence, &det);     /* kept even if the bus refuses it */
-    if (vg_bus_publish(vg_svc_bus(d->svc), subject, &det.base) != VG_OK) {
+    vg_status pub = vg_bus_publish(vg_svc_bus(d->svc), subject, &det.base);
+    /* After the detection is out (a slow store must not delay it); kept
+     * even when the bus refused it. */
+    disp_evidence_frame(d->evidence, &det);
+    if (pub != VG_OK) {
         vg_counter_inc(d->publish_failed);
         VG_WARN("detection.publish_failed", cam->id, "%s", vg_err_detail());
         return;

@@ -1,7 +1,6 @@
 #include "evidence.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +12,6 @@
 struct disp_evidence {
     struct vg_snap_store *snaps;    /* NULL: snapshots are not stored */
     struct vg_meta_store *meta;     /* NULL: it could not be opened (logged) */
-    pthread_mutex_t meta_lock;      /* one connection, several workers */
     struct vg_counter *snap_failed, *pruned, *meta_failed, *meta_stored;
 };
 
@@ -22,7 +20,6 @@ vg_status disp_evidence_open(struct disp_evidence **out, const struct vg_config 
     struct disp_evidence *e = calloc(1, sizeof(*e));
     if (!e)
         return vg_errf(VG_ERR_NOMEM, "dispatch: out of memory");
-    pthread_mutex_init(&e->meta_lock, NULL);
     e->snap_failed = vg_counter_get("vigil_dispatch_snapshot_failed_total",
                                     "Snapshots that could not be stored");
     e->pruned = vg_counter_get("vigil_dispatch_snapshots_pruned_total",
@@ -63,7 +60,6 @@ void disp_evidence_close(struct disp_evidence *e)
         return;
     vg_snap_store_close(e->snaps);
     vg_meta_store_close(e->meta);
-    pthread_mutex_destroy(&e->meta_lock);
     free(e);
 }
 
@@ -140,10 +136,8 @@ void disp_evidence_frame(struct disp_evidence *e, const Vigil__V1__Detection *de
     char *json = frame_json(det);
     vg_status st = VG_ERR_NOMEM;
     if (json) {
-        pthread_mutex_lock(&e->meta_lock);
         st = vg_meta_put(e->meta, VG_META_FRAME, h->camera_id, h->capture_ts_us, h->trace_id,
                          json);
-        pthread_mutex_unlock(&e->meta_lock);
     }
     free(json);
     if (st == VG_OK) {

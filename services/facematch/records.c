@@ -1,7 +1,6 @@
 #include "records.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,7 +10,6 @@
 
 struct fm_records {
     struct vg_meta_store *meta;
-    pthread_mutex_t lock;
     struct vg_counter *stored, *failed;
 };
 
@@ -32,7 +30,6 @@ vg_status fm_records_open(struct fm_records **out, const struct vg_config *cfg)
         return vg_errf(VG_ERR_NOMEM, "facematch: out of memory");
     }
     r->meta = meta;
-    pthread_mutex_init(&r->lock, NULL);
     r->stored = vg_counter_get("vigil_facematch_records_stored_total",
                                "Identities written to the metadata store");
     r->failed = vg_counter_get("vigil_facematch_records_failed_total",
@@ -46,7 +43,6 @@ void fm_records_close(struct fm_records *r)
     if (!r)
         return;
     vg_meta_store_close(r->meta);
-    pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
@@ -75,9 +71,7 @@ void fm_records_identity(struct fm_records *r, const Vigil__V1__FaceMatch *m)
     json_decref(o);
     vg_status st = VG_ERR_NOMEM;
     if (json) {
-        pthread_mutex_lock(&r->lock);
         st = vg_meta_put(r->meta, VG_META_IDENTITY, h->camera_id, h->capture_ts_us, id, json);
-        pthread_mutex_unlock(&r->lock);
     }
     free(json);
     if (st == VG_OK) {

@@ -83,14 +83,11 @@ static void clip_link(struct ntf_evidence *e, const Vigil__V1__Alert *a, char *o
     }
     const struct vg_camera_cfg *cam = vg_cfg_camera(e->cfg, camera_of(a));
     int64_t at = a->header ? a->header->capture_ts_us : 0;
-    if (!cam || at <= 0)
+    if (!cam || at <= 0 || !vg_clip_covers(e->clips, cam))
+        return;     /* the camera has no clips (does not record, no stream): no error */
+    if (vg_clip_link(e->clips, cam, at, out, cap) == VG_OK)
         return;
-    vg_status st = vg_clip_link(e->clips, cam, at, out, cap);
-    if (st == VG_OK)
-        return;
-    out[0] = '\0';
-    if (st == VG_ERR_NOT_FOUND)     /* the camera does not record: no clip, no error */
-        return;
+    out[0] = '\0';     /* a stream KVS does not know, KVS down: counted */
     vg_counter_inc(e->clip_failed);
     VG_WARN("clip.link_failed", cam->id, "alert %s: %s", a->alert_id, vg_err_detail());
 }
