@@ -20,6 +20,28 @@ struct ntf_evidence {
     struct vg_counter *snap_failed, *clip_failed;
 };
 
+/* 1 when url's host is this machine only (127.0.0.0/8, localhost, [::1]). */
+static int loopback_url(const char *url)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    return !strncmp(host, "127.", 4) || !strncmp(host, "localhost", 9) ||
+           !strncmp(host, "[::1]", 5);
+}
+
+/* The console's links (fs snapshots, local clips) are only as reachable as
+ * console.public_url: the default opens on this machine and nowhere else,
+ * which is right for the demo and a surprise on a phone. Say so once. */
+static void warn_local_links(const struct ntf_evidence *e)
+{
+    int via_console = (e->snaps && !strcmp(vg_snap_store_type(e->snaps), "fs")) ||
+                      (e->clips && !strcmp(vg_clip_type(e->clips), "local"));
+    if (via_console && loopback_url(e->cfg->console.public_url))
+        VG_WARN("links.local_only", NULL, "snapshot and clip links start with %s, which opens "
+                "only on this machine: set console.public_url (env VIGIL_CONSOLE_URL) to the "
+                "address readers use", e->cfg->console.public_url);
+}
+
 vg_status ntf_evidence_open(struct ntf_evidence **out, const struct vg_config *cfg)
 {
     struct ntf_evidence *e = calloc(1, sizeof(*e));
@@ -39,6 +61,7 @@ vg_status ntf_evidence_open(struct ntf_evidence **out, const struct vg_config *c
     e->clip_failed = vg_counter_get_labeled(
         "vigil_notifier_links_failed_total", "kind=\"clip\"",
         "Alerts delivered without a snapshot or clip link that they should have had");
+    warn_local_links(e);
     *out = e;
     return VG_OK;
 }
