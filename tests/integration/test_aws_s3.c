@@ -18,6 +18,7 @@
 #include "timeutil.h"
 #include "emulators.h"
 #include "fixture.h"
+#include "http_get.h"
 #include "image/jpeg.h"
 
 #define BUCKET "vigil-frames"
@@ -104,41 +105,6 @@ static int setup(void **state)
 static int ensure_bucket(void **state)
 {
     return vg_s3_create_bucket(g.aws, BUCKET) == VG_OK ? 0 : -1;
-}
-
-/* ---- plain libcurl, as a browser or a notification recipient would ---- */
-
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ctx)
-{
-    struct buf *b = ctx;
-    char *q = realloc(b->data, b->len + size * n + 1);
-    if (!q)
-        return 0;
-    memcpy(q + b->len, p, size * n);
-    b->data = q;
-    b->len += size * n;
-    q[b->len] = '\0';
-    return size * n;
-}
-
-static long http_get(const char *url, struct buf *b)
-{
-    long status = 0;
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
 }
 
 /* ---- tests --------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include "emulators.h"
 #include "fake_aws_ctl.h"
 #include "fixture.h"
+#include "http_get.h"
 #include "store/meta_store.h"
 #include "store/snapshot_store.h"
 #include "timeutil.h"
@@ -50,33 +51,17 @@ static struct {
 static pid_t policy_proxy_start(const char *service, int upstream_port, const char *upstream_key,
                                 const char *policy, int *port)
 {
-    char script[1024], upstream[64], file[1024], port_file[] = "/tmp/vigil-policy-proxy-XXXXXX";
-    int fd = mkstemp(port_file);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    snprintf(script, sizeof(script), "%s/tests/fakes/sigv4_proxy.py", emulator_src_dir());
+    char file[1024];
     snprintf(file, sizeof(file), "%s/deploy/aws/policies/%s.json", emulator_src_dir(), policy);
-    snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%d", upstream_port);
-    char *argv[] = {"python3", script, "--service", (char *)service, "--upstream", upstream,
-                    "--port", "0", "--port-file", port_file, "--access-key", FIXTURE_AWS_KEY,
-                    "--secret-key", FIXTURE_AWS_SECRET, "--region", FIXTURE_AWS_REGION,
-                    "--policy", file, "--policy-var", "Partition=aws",
-                    "--policy-var", "Region=" FIXTURE_AWS_REGION,
-                    "--policy-var", "AccountId=123456789012",
-                    "--policy-var", "BucketName=" BUCKET, "--policy-var", "MetadataTable=" TABLE,
-                    "--policy-var", "ProfilesTable=vigil-profiles",
-                    "--policy-var", "Collection=vigil-faces", "--policy-var", "TopicName=t",
-                    "--policy-var", "StreamPrefix=vigil-", "--policy-var", "AlertStream=a",
-                    upstream_key ? "--upstream-access-key" : NULL, (char *)upstream_key, NULL};
-    pid_t pid = emulator_spawn(argv);
-    *port = pid > 0 ? fixture_read_port_file(port_file, EMULATOR_START_TIMEOUT_US) : 0;
-    unlink(port_file);
-    if (*port == 0) {
-        fixture_stop(pid);
-        return -1;
-    }
-    return emulator_wait_port(pid, *port, "policy proxy");
+    char *extra[] = {"--policy", file, "--policy-var", "Partition=aws",
+                     "--policy-var", "Region=" FIXTURE_AWS_REGION,
+                     "--policy-var", "AccountId=123456789012",
+                     "--policy-var", "BucketName=" BUCKET, "--policy-var", "MetadataTable=" TABLE,
+                     "--policy-var", "ProfilesTable=vigil-profiles",
+                     "--policy-var", "Collection=vigil-faces", "--policy-var", "TopicName=t",
+                     "--policy-var", "StreamPrefix=vigil-", "--policy-var", "AlertStream=a",
+                     NULL};
+    return fixture_sigv4_proxy_start_with(service, upstream_port, upstream_key, extra, port);
 }
 
 static void endpoints(int s3_port, int ddb_port)
@@ -164,41 +149,6 @@ static struct vg_snap_store *open_s3(const char *extra)
     assert_int_equal(vg_snap_store_open(&s, &g.cfg), VG_OK);
     assert_string_equal(vg_snap_store_type(s), "s3");
     return s;
-}
-
-/* ---- libcurl, as the reader's browser ------------------------------------ */
-
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ctx)
-{
-    struct buf *b = ctx;
-    char *q = realloc(b->data, b->len + size * n + 1);
-    if (!q)
-        return 0;
-    memcpy(q + b->len, p, size * n);
-    b->data = q;
-    b->len += size * n;
-    q[b->len] = '\0';
-    return size * n;
-}
-
-static long http_get(const char *url, struct buf *b)
-{
-    long status = 0;
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
 }
 
 static long query_int(const char *url, const char *name)

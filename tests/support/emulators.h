@@ -93,9 +93,12 @@ static inline pid_t fixture_dynalite_start(int port)
 /* The SigV4-checking proxy for service ("s3" or "dynamodb") in front of
  * 127.0.0.1:upstream_port; *port gets its own port. upstream_key: the access
  * key the emulator knows, swapped in after verification (s3rver knows only
- * its built-in "S3RVER"); NULL forwards the credential as it came. */
-static inline pid_t fixture_sigv4_proxy_start(const char *service, int upstream_port,
-                                              const char *upstream_key, int *port)
+ * its built-in "S3RVER"); NULL forwards the credential as it came. extra:
+ * more of sigv4_proxy.py's arguments (e.g. --policy), NULL-terminated, or
+ * NULL. */
+static inline pid_t fixture_sigv4_proxy_start_with(const char *service, int upstream_port,
+                                                   const char *upstream_key,
+                                                   char *const *extra, int *port)
 {
     char script[1024], upstream[64], port_file[] = "/tmp/vigil-sigv4-proxy-XXXXXX";
     int fd = mkstemp(port_file);
@@ -104,11 +107,20 @@ static inline pid_t fixture_sigv4_proxy_start(const char *service, int upstream_
     close(fd);
     snprintf(script, sizeof(script), "%s/tests/fakes/sigv4_proxy.py", emulator_src_dir());
     snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%d", upstream_port);
-    char *argv[] = {"python3", script, "--service", (char *)service, "--upstream", upstream,
-                    "--port", "0", "--port-file", port_file,
-                    "--access-key", FIXTURE_AWS_KEY, "--secret-key", FIXTURE_AWS_SECRET,
-                    "--region", FIXTURE_AWS_REGION,
-                    upstream_key ? "--upstream-access-key" : NULL, (char *)upstream_key, NULL};
+    char *argv[64] = {"python3", script, "--service", (char *)service, "--upstream", upstream,
+                      "--port", "0", "--port-file", port_file,
+                      "--access-key", FIXTURE_AWS_KEY, "--secret-key", FIXTURE_AWS_SECRET,
+                      "--region", FIXTURE_AWS_REGION};
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    if (upstream_key) {
+        argv[n++] = "--upstream-access-key";
+        argv[n++] = (char *)upstream_key;
+    }
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
     pid_t pid = emulator_spawn(argv);
     *port = pid > 0 ? fixture_read_port_file(port_file, EMULATOR_START_TIMEOUT_US) : 0;
     unlink(port_file);
@@ -117,6 +129,12 @@ static inline pid_t fixture_sigv4_proxy_start(const char *service, int upstream_
         return -1;
     }
     return emulator_wait_port(pid, *port, "sigv4 proxy");
+}
+
+static inline pid_t fixture_sigv4_proxy_start(const char *service, int upstream_port,
+                                              const char *upstream_key, int *port)
+{
+    return fixture_sigv4_proxy_start_with(service, upstream_port, upstream_key, NULL, port);
 }
 
 
