@@ -468,7 +468,11 @@ static int seg_open(struct cap_recorder *r, const struct item *it)
     struct segment *g = &r->seg;
     struct stream *s = &r->s;
     char why[AV_ERROR_MAX_STRING_SIZE];
+    /* The frame interval carries over: a segment cut one frame after it
+     * began (camera lost, stop) still lasts that frame, not 0 ms. */
+    int64_t step = g->last_step;
     memset(g, 0, sizeof(*g));
+    g->last_step = step;
     if (mkdirs(r->cam_dir) != 0) {
         int err = errno;
         failed(r, reason_of_errno(err), "creating %s: %s", r->cam_dir, strerror(err));

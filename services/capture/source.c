@@ -410,7 +410,12 @@ static vg_status feed_decoder(struct cap_source *s)
         return vg_errf(VG_ERR_EOF, "%s: end of stream", s->url_masked);
     arm_deadline(s, s->read_timeout_ms);
     int rc = av_read_frame(s->fmt, s->pkt);
-    if (rc == AVERROR_EOF || (rc < 0 && s->fmt->pb && avio_feof(s->fmt->pb))) {
+    /* The end of input: AVERROR_EOF, or a demuxer that says something else
+     * once its input ran out. avio marks a read error (a deadline that
+     * expired, a reset connection) as eof_reached too, with the error
+     * kept in pb->error: that is a failure, not an end. */
+    if (rc == AVERROR_EOF ||
+        (rc < 0 && s->fmt->pb && avio_feof(s->fmt->pb) && !s->fmt->pb->error)) {
         s->flushing = 1;
         avcodec_send_packet(s->dec, NULL);
         return VG_OK;

@@ -366,3 +366,25 @@ def read_jsonl(path):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def rec_dir(stack, *parts):
+    """recording.dir: the harness points every service at <stack>/recordings
+    (VIGIL_RECORDING_DIR wins over the file); tests use the same."""
+    base = stack.env.get("VIGIL_RECORDING_DIR") or stack.path("recordings")
+    return os.path.join(base, *parts)
+
+
+def read_index(cam_dir):
+    """A camera's recording index (docs/recording.md), a dict a segment."""
+    path = os.path.join(cam_dir, "index")
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            start, dur, size, name, codec, wh = line.split()
+            w, h = wh.split("x")
+            rows.append({"start_ms": int(start), "duration_ms": int(dur), "bytes": int(size),
+                         "file": name, "codec": codec, "width": int(w), "height": int(h)})
+    return rows

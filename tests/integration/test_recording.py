@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, run, wait_for  # noqa: E402
+from harness import check, read_index, rec_dir, run, wait_for  # noqa: E402
 
 SEGMENT_S = 4
 RECORD_S = 13
@@ -85,27 +85,6 @@ def packet_hashes(path):
                        check=True, timeout=60)
     return [line.rsplit(",", 1)[1].strip() for line in r.stdout.splitlines()
             if line and not line.startswith("#")]
-
-
-def read_index(cam_dir):
-    path = os.path.join(cam_dir, "index")
-    if not os.path.exists(path):
-        return []
-    rows = []
-    with open(path) as f:
-        for line in f:
-            start, dur, size, name, codec, wh = line.split()
-            w, h = wh.split("x")
-            rows.append({"start_ms": int(start), "duration_ms": int(dur), "bytes": int(size),
-                         "file": name, "codec": codec, "width": int(w), "height": int(h)})
-    return rows
-
-
-def rec_dir(stack, *parts):
-    """recording.dir: the harness points every service at <stack>/recordings
-    (VIGIL_RECORDING_DIR wins over the file); this test uses the same."""
-    base = stack.env.get("VIGIL_RECORDING_DIR") or stack.path("recordings")
-    return os.path.join(base, *parts)
 
 
 def config(stack, clips, ports):
