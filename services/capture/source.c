@@ -297,10 +297,16 @@ static void describe(struct cap_source *s, const AVStream *vs)
 {
     AVRational fr = av_guess_frame_rate(s->fmt, (AVStream *)vs, NULL);
     double fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 0.0;
+    char rate[48];
     s->frame_ms = fps > 0.5 ? (int64_t)(1000.0 / fps + 0.5) : 40;
-    snprintf(s->desc, sizeof(s->desc), "%s %dx%d %.2f fps%s",
+    /* Without timestamps the rate is FFmpeg's guess: do not print it. */
+    if (s->wallclock)
+        snprintf(rate, sizeof(rate), "no timestamps, timed by arrival");
+    else
+        snprintf(rate, sizeof(rate), "%.2f fps", fps);
+    snprintf(s->desc, sizeof(s->desc), "%s %dx%d %s%s",
              avcodec_get_name(vs->codecpar->codec_id), vs->codecpar->width,
-             vs->codecpar->height, fps, s->keyframes_only ? ", keyframes only" : "");
+             vs->codecpar->height, rate, s->keyframes_only ? ", keyframes only" : "");
 }
 
 static vg_status open_decoder(struct cap_source *s)
@@ -357,15 +363,17 @@ vg_status cap_source_open(struct cap_source **out, const char *url,
         goto out;
     }
     st = open_input(s, url, opts->open_timeout_ms > 0 ? opts->open_timeout_ms : OPEN_TIMEOUT_MS);
+    /* MJPEG over HTTP carries no timestamps; FFmpeg invents them from a
+     * guessed frame rate (25 fps), which would make sampling run at the
+     * wrong rate. Frames of a live source arrive in real time: use that. */
+    if (st == VG_OK)
+        s->wallclock = cap_source_is_live(s->kind) &&
+                       (s->fmt->iformat->flags & AVFMT_NOTIMESTAMPS);
     if (st == VG_OK)
         st = open_decoder(s);
     if (st != VG_OK)
         goto out;
     s->opened_us = vg_mono_us();
-    /* MJPEG over HTTP carries no timestamps; FFmpeg invents them from a
-     * guessed frame rate (25 fps), which would make sampling run at the
-     * wrong rate. Frames of a live source arrive in real time: use that. */
-    s->wallclock = cap_source_is_live(s->kind) && (s->fmt->iformat->flags & AVFMT_NOTIMESTAMPS);
     *out = s;
     s = NULL;
 out:
@@ -420,6 +428,11 @@ static vg_status feed_decoder(struct cap_source *s)
         avcodec_send_packet(s->dec, NULL);
         return VG_OK;
     }
+    /* FFmpeg's http reads a multipart body that ends as EIO ("Stream ends
+     * prematurely"): for a camera, that is the camera hanging up. */
+    if (rc == AVERROR(EIO) && s->kind == CAP_SOURCE_HTTP)
+        return vg_errf(status_of_averror(rc), "read %s: the camera closed the stream",
+                       s->url_masked);
     if (rc < 0)
         return av_fail(s, rc, "read");
     if (s->pkt->stream_index == s->vstream) {

@@ -25,7 +25,8 @@ static int loopback_url(const char *url)
 {
     const char *host = strstr(url, "://");
     host = host ? host + 3 : url;
-    return !strncmp(host, "127.", 4) || !strncmp(host, "localhost", 9) ||
+    size_t n = strcspn(host, ":/?#");
+    return !strncmp(host, "127.", 4) || (n == 9 && !strncmp(host, "localhost", 9)) ||
            !strncmp(host, "[::1]", 5);
 }
 

@@ -194,7 +194,7 @@ def check_sampling(stack, cam, tail, status):
     opened = log_events(stack.procs["capture"], "source.opened")
     url = f"http://127.0.0.1:{cam.port}/video"
     check(len(opened) == 1 and opened[0]["msg"].startswith(f"http {url}") and
-          "mjpeg 640x360" in opened[0]["msg"],
+          "mjpeg 640x360 no timestamps, timed by arrival" in opened[0]["msg"],
           f"source.opened: {opened[0]['msg'] if opened else None}")
 
     wait_for(lambda: len(frames_of(tail)) >= 15, 20, "15 frames on NATS")
@@ -260,7 +260,7 @@ def check_outage(stack, cam, tail, status):
                          for e in log_events(cap, "source.open_failed")), 10, "open_failed")
     rec = log_events(cap, "source.reconnecting")
     check(len(rec) >= 2 and all(e["level"] == "warn" and e.get("camera") == CAM for e in rec) and
-          "retrying in 1 s" in rec[0]["msg"],
+          "the camera closed the stream; retrying in 1 s" in rec[0]["msg"],
           f"logged: source.reconnecting \"{rec[0]['msg']}\", then source.open_failed "
           "\"... Connection refused\"")
     wait_for(lambda: any(s["state"] == "RECONNECTING" for s in statuses_of(status)), 10,
