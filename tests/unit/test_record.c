@@ -83,6 +83,12 @@ static int setup(void **state)
     make_clip("small.ts", "-c:v libx264 -preset veryfast", "320x240", 3, NULL);
     make_clip("large.ts", "-c:v libx264 -preset veryfast", "640x480", 3, NULL);
     sh("cat '%s/small.ts' '%s/large.ts' > '%s/resize.ts'", tmp, tmp, tmp);
+    if (have_x265) {
+        const char *x265 = "-c:v libx265 -preset ultrafast -x265-params log-level=error";
+        make_clip("small-hevc.ts", x265, "320x240", 3, NULL);
+        make_clip("large-hevc.ts", x265, "640x480", 3, NULL);
+        sh("cat '%s/small-hevc.ts' '%s/large-hevc.ts' > '%s/resize-hevc.ts'", tmp, tmp, tmp);
+    }
     /* Noise does not compress: about 375 kB a second. */
     make_clip("fat.mp4", "-c:v libx264 -preset veryfast -b:v 3M -maxrate 3M -bufsize 1M",
               "320x240", 10, "-vf noise=alls=60:allf=t");
@@ -498,15 +504,15 @@ static void test_starts_at_a_keyframe(void **state)
 }
 
 /* One MPEG-TS stream whose picture grows from 320x240 to 640x480, and whose
- * timestamps start again: two segments, each playable with its own size. */
-static void test_resolution_change_splits(void **state)
+ * timestamps start again: two segments, each playable with its own size.
+ * The parameter sets are in-band (Annex B), as from most RTSP cameras. */
+static void resolution_change_splits(const char *clip, const char *name)
 {
-    (void)state;
     char dir[512];
     struct clip_pkts c;
-    fresh_dir(dir, sizeof(dir), "resize");
+    fresh_dir(dir, sizeof(dir), name);
     struct cap_recorder *r = recorder(dir, 100, 24, 2048);
-    record_clip(r, "resize.ts", &c);
+    record_clip(r, clip, &c);
     struct cap_rec_segment segs[MAX_SEGS];
     assert_int_equal(read_index(dir, segs), 2);
     int sizes[2][2] = {{320, 240}, {640, 480}};
@@ -528,6 +534,20 @@ static void test_resolution_change_splits(void **state)
     }
     cap_recorder_destroy(r);
     demux_free(&c);
+}
+
+static void test_resolution_change_splits(void **state)
+{
+    (void)state;
+    resolution_change_splits("resize.ts", "resize");
+}
+
+static void test_hevc_resolution_change_splits(void **state)
+{
+    (void)state;
+    if (!have_x265)
+        skip();
+    resolution_change_splits("resize-hevc.ts", "resize-hevc");
 }
 
 /* max_mb 1 with ~375 kB a second: only the newest segments stay, and the
@@ -642,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_live_segment_dated_by_least_delay),
         cmocka_unit_test(test_starts_at_a_keyframe),
         cmocka_unit_test(test_resolution_change_splits),
+        cmocka_unit_test(test_hevc_resolution_change_splits),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_unwritable_dir_then_recovers),
         cmocka_unit_test(test_disk_full),
