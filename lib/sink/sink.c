@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define RETRY_AFTER_MAX_MS (3600LL * 1000)
 
@@ -83,4 +84,20 @@ void vg_sink_url_origin(char *out, size_t cap, const char *url)
 int vg_sink_is_http_url(const char *url)
 {
     return url && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7));
+}
+
+int vg_sink_url_is_loopback(const char *url)
+{
+    static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
+    const char *host = strstr(url, "://");
+    if (!host)
+        return 0;
+    host += 3;
+    size_t len = strcspn(host, "/?#");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t k = strlen(names[i]);
+        if (len >= k && !strncasecmp(host, names[i], k) && (len == k || host[k] == ':'))
+            return 1;
+    }
+    return 0;
 }

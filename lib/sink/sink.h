@@ -143,6 +143,10 @@ void vg_sink_url_origin(char *out, size_t cap, const char *url);
 /* 1 when url is an http:// or https:// URL (a link a reader can open). */
 int vg_sink_is_http_url(const char *url);
 
+/* 1 when url's host (after "scheme://") is this machine: localhost,
+ * 127.0.0.1 or [::1], with or without a port. */
+int vg_sink_url_is_loopback(const char *url);
+
 /* Lowercase hex HMAC-SHA256(secret, "<ts>.<body>"): the webhook's
  * X-Vigil-Signature is "sha256=" + this, X-Vigil-Timestamp is ts. */
 #define VG_SINK_HMAC_HEX_LEN 64

@@ -232,18 +232,6 @@ static int url_split(const char *url, struct url_parts *u)
     return 1;
 }
 
-static int loopback(const struct url_parts *u)
-{
-    static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        size_t k = strlen(names[i]);
-        if (u->host_len >= k && !strncasecmp(u->host, names[i], k) &&
-            (u->host_len == k || u->host[k] == ':'))
-            return 1;
-    }
-    return 0;
-}
-
 static vg_status check_url(const struct smtp_settings *s, const char *where)
 {
     struct url_parts u;
@@ -268,7 +256,8 @@ static vg_status check_url(const struct smtp_settings *s, const char *where)
     if (u.rest[0] && strcmp(u.rest, "/"))
         return vg_errf(VG_ERR_CONFIG, "%s: url %s: no path or query (the EHLO name is the "
                        "helo key)", where, s->url);
-    if (s->password[0] && !u.tls && s->starttls != STARTTLS_REQUIRED && !loopback(&u))
+    if (s->password[0] && !u.tls && s->starttls != STARTTLS_REQUIRED &&
+        !vg_sink_url_is_loopback(s->url))
         return vg_errf(VG_ERR_CONFIG, "%s: a password would cross the network unencrypted: "
                        "use starttls: required or smtps://", where);
     return VG_OK;

@@ -366,11 +366,11 @@ vg_status cap_source_open(struct cap_source **out, const char *url,
     /* MJPEG over HTTP carries no timestamps; FFmpeg invents them from a
      * guessed frame rate (25 fps), which would make sampling run at the
      * wrong rate. Frames of a live source arrive in real time: use that. */
-    if (st == VG_OK)
+    if (st == VG_OK) {
         s->wallclock = cap_source_is_live(s->kind) &&
                        (s->fmt->iformat->flags & AVFMT_NOTIMESTAMPS);
-    if (st == VG_OK)
         st = open_decoder(s);
+    }
     if (st != VG_OK)
         goto out;
     s->opened_us = vg_mono_us();

@@ -20,16 +20,6 @@ struct ntf_evidence {
     struct vg_counter *snap_failed, *clip_failed;
 };
 
-/* 1 when url's host is this machine only (127.0.0.0/8, localhost, [::1]). */
-static int loopback_url(const char *url)
-{
-    const char *host = strstr(url, "://");
-    host = host ? host + 3 : url;
-    size_t n = strcspn(host, ":/?#");
-    return !strncmp(host, "127.", 4) || (n == 9 && !strncmp(host, "localhost", 9)) ||
-           !strncmp(host, "[::1]", 5);
-}
-
 /* The console's links (fs snapshots, local clips) are only as reachable as
  * console.public_url: the default opens on this machine and nowhere else,
  * which is right for the demo and a surprise on a phone. Say so once. */
@@ -37,7 +27,7 @@ static void warn_local_links(const struct ntf_evidence *e)
 {
     int via_console = (e->snaps && !strcmp(vg_snap_store_type(e->snaps), "fs")) ||
                       (e->clips && !strcmp(vg_clip_type(e->clips), "local"));
-    if (via_console && loopback_url(e->cfg->console.public_url))
+    if (via_console && vg_sink_url_is_loopback(e->cfg->console.public_url))
         VG_WARN("links.local_only", NULL, "snapshot and clip links start with %s, which opens "
                 "only on this machine: set console.public_url (env VIGIL_CONSOLE_URL) to the "
                 "address readers use", e->cfg->console.public_url);

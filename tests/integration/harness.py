@@ -375,6 +375,18 @@ def rec_dir(stack, *parts):
     return os.path.join(base, *parts)
 
 
+def recording_yaml(stack, segment_s):
+    """The recording: section of a test's config: off unless a camera says
+    record: true, into rec_dir, small budgets."""
+    return f"""recording:
+  enabled: false
+  dir: {rec_dir(stack)}
+  segment_s: {segment_s}
+  max_age_h: 1
+  max_mb: 200
+"""
+
+
 def read_index(cam_dir):
     """A camera's recording index (docs/recording.md), a dict a segment."""
     path = os.path.join(cam_dir, "index")

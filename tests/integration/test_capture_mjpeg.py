@@ -45,8 +45,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DEMO_VIDEO, check, read_index, read_jsonl, rec_dir, run,  # noqa: E402
-                     wait_for)
+from harness import (DEMO_VIDEO, check, read_index, read_jsonl, rec_dir,  # noqa: E402
+                     recording_yaml, run, wait_for)
 
 N_FRAMES = 50
 CAMERA_FPS = 10
@@ -94,13 +94,7 @@ def make_frames(stack):
 
 
 def config(stack, port):
-    return f"""recording:
-  enabled: false
-  dir: {rec_dir(stack)}
-  segment_s: {SEGMENT_S}
-  max_age_h: 1
-  max_mb: 200
-cameras:
+    return recording_yaml(stack, SEGMENT_S) + f"""cameras:
   - id: {CAM}
     url: http://127.0.0.1:{port}/video
     fps: {SAMPLE_FPS}

@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, read_index, rec_dir, run, wait_for  # noqa: E402
+from harness import check, read_index, rec_dir, recording_yaml, run, wait_for  # noqa: E402
 
 SEGMENT_S = 4
 RECORD_S = 13
@@ -88,13 +88,7 @@ def packet_hashes(path):
 
 
 def config(stack, clips, ports):
-    text = f"""recording:
-  enabled: false
-  dir: {rec_dir(stack)}
-  segment_s: {SEGMENT_S}
-  max_age_h: 1
-  max_mb: 200
-cameras:
+    text = recording_yaml(stack, SEGMENT_S) + f"""cameras:
   - id: file
     url: {clips["file"]}
     speed: 0
